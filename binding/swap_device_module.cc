@@ -6,7 +6,7 @@
 namespace apfsim {
 
 SwapDeviceModule::SwapDeviceModule(sc_core::sc_module_name name, RunContext &ctx)
-    : SwapDeviceModule(name, ctx, ctx.cfg.swap, "swap-device") {}
+    : SwapDeviceModule(name, ctx, ctx.cfg.swap, STORAGE_STREAM_SWAP_DEVICE) {}
 
 SwapDeviceModule::SwapDeviceModule(sc_core::sc_module_name name, RunContext &ctx,
                                    const swap_device_config &cfg, const char *stream_name)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config/internal.h"
+#include "storage/presets.h"
 
 #define KiB (1ull << 10)
 #define MiB (1ull << 20)
@@ -83,40 +84,11 @@ static void latency_defaults(struct latency_config *lat) {
   lat->n_bins = 0;
 }
 
-/* Device classes. Every figure is an assumption of a typical device of the
- * class; docs/config.md gives the reasoning for each. */
-struct device_preset_values {
-  enum device_preset preset;
-  enum latency_dist dist;
-  uint64_t typical_ns; /* the fixed value, or the lognormal median */
-  uint32_t sigma_milli;
-  uint32_t channels;
-  uint64_t bandwidth_bytes_per_s;
-};
-
-static const struct device_preset_values device_presets[] = {
-    {DEVICE_PRESET_CUSTOM, LATENCY_FIXED, 100 * US, 0, 1, 0},
-    {DEVICE_PRESET_HDD, LATENCY_LOGNORMAL, 10 * MS, 500, 1, 150000000},
-    {DEVICE_PRESET_SATA_SSD, LATENCY_LOGNORMAL, 100 * US, 300, 32, 550000000},
-    {DEVICE_PRESET_NVME_SSD, LATENCY_LOGNORMAL, 70 * US, 250, 64, 3500000000},
-    {DEVICE_PRESET_ZSWAP, LATENCY_LOGNORMAL, 3 * US, 200, 4, 0},
-    {DEVICE_PRESET_RDMA, LATENCY_LOGNORMAL, 5 * US, 200, 16, 12500000000},
-};
-
+/* Device classes: the figures and their sources live with the device model
+ * (sim/storage/presets.c, docs/storage.md); a preset sets the latency
+ * distribution, channels and bandwidth, and leaves other fields alone. */
 static void apply_device_preset(struct swap_device_config *swap) {
-  for (size_t i = 0; i < sizeof device_presets / sizeof device_presets[0]; i++) {
-    const struct device_preset_values *p = &device_presets[i];
-    if (p->preset != swap->preset) continue;
-    swap->latency.dist = p->dist;
-    if (p->dist == LATENCY_FIXED) {
-      swap->latency.fixed_ns = p->typical_ns;
-    } else {
-      swap->latency.median_ns = p->typical_ns;
-      swap->latency.sigma_milli = p->sigma_milli;
-    }
-    swap->channels = p->channels;
-    swap->bandwidth_bytes_per_s = p->bandwidth_bytes_per_s;
-  }
+  storage_preset_apply(swap->preset, swap);
 }
 
 static void preset_after(void *base) {

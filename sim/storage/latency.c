@@ -22,7 +22,12 @@ uint64_t latency_source_next_ns(struct latency_source *src) {
     case LATENCY_UNIFORM: return rng_uniform_ns(r, d->min_ns, d->max_ns);
     case LATENCY_EXPONENTIAL: return rng_exponential_ns(r, d->mean_ns);
     case LATENCY_LOGNORMAL: return rng_lognormal_ns(r, d->median_ns, d->sigma_milli);
-    case LATENCY_EMPIRICAL: return rng_empirical_ns(r, src->bins, d->n_bins);
+    case LATENCY_EMPIRICAL: {
+      /* The config never has more bins than this; clamp so a hand-made
+       * config cannot make the draw read past the table. */
+      uint32_t n = d->n_bins < CONFIG_MAX_HISTOGRAM_BINS ? d->n_bins : CONFIG_MAX_HISTOGRAM_BINS;
+      return rng_empirical_ns(r, src->bins, n);
+    }
   }
   return d->fixed_ns;
 }

@@ -9,6 +9,11 @@
 #include "config/config.h"
 #include "rng/rng.h"
 
+/* Stream names of the run's storage components: part of the determinism
+ * contract (a renamed stream changes every draw), so spelled once here. */
+#define STORAGE_STREAM_SWAP_DEVICE "swap-device"
+#define STORAGE_STREAM_DAX_PAGE_CACHE "dax-page-cache"
+
 struct latency_source {
   const struct latency_config *dist;
   struct rng stream;

@@ -16,9 +16,9 @@ static const struct swap_device_preset presets[] = {
     /* 8.2 ms average read seek + 4.17 ms average rotational latency (7200 rpm) = 12.37 ms. */
     {DEVICE_PRESET_HDD, "hdd", LATENCY_LOGNORMAL, 11800 * US, 300, 1, 150000000, 12370436, 81,
      "HGST Ultrastar 7K4000 spec (seek 8.2 ms read, 7200 rpm); sigma and 150 MB/s assumed"},
-    /* QD1 10k IOPS = 100 us; QD32 ~98k IOPS -> ~10 requests in service. */
+    /* QD1 10k IOPS = 100 us; QD32 97k IOPS -> ~10 requests in service. */
     {DEVICE_PRESET_SATA_SSD, "sata-ssd", LATENCY_LOGNORMAL, 92 * US, 100, 10, 550000000, 99909,
-     100091, "Samsung 860 EVO spec (QD1 10k IOPS, QD32 98k IOPS, 550 MB/s read)"},
+     100091, "Samsung 850/860 EVO spec (QD1 10k IOPS, QD32 97k IOPS, 550 MB/s read)"},
     /* QD1 19k IOPS = 52.6 us; QD32 600k IOPS -> ~32 requests in service. */
     {DEVICE_PRESET_NVME_SSD, "nvme-ssd", LATENCY_LOGNORMAL, 51 * US, 100, 32, 3500000000, 52427,
      610377, "Samsung 970 EVO Plus 1 TB spec (QD1 19k IOPS, QD32 600k IOPS, 3500 MB/s read)"},

@@ -27,7 +27,9 @@ struct swap_device_preset {
   uint64_t bandwidth_bytes_per_s; /* 0 = unlimited */
   /* What follows from it, as stated in docs/storage.md and checked by
    * tests/storage: the mean latency of one 4 KiB read on an idle device
-   * (access + transfer), and the throughput of 4 KiB reads at saturation. */
+   * (access + transfer), and the bound on 4 KiB reads per second,
+   * min(channels / mean, bandwidth / 4096) (the model saturates at 93-100 %
+   * of it; docs/storage.md). */
   uint64_t mean_4k_ns;
   uint64_t max_4k_per_s;
   const char *source; /* one line; the full citation is in docs/storage.md */

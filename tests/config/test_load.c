@@ -74,7 +74,7 @@ static void smoke_scenario_values(void **state) {
   assert_int_equal(cfg->machine.vcpus, 2);
   assert_int_equal(cfg->swap.preset, DEVICE_PRESET_NVME_SSD);
   assert_int_equal(cfg->swap.latency.dist, LATENCY_LOGNORMAL);
-  assert_int_equal(cfg->swap.latency.median_ns, 70 * US);
+  assert_int_equal(cfg->swap.latency.median_ns, 51 * US);
   assert_true(cfg->smoke.enabled);
   assert_int_equal(cfg->smoke.timer_period_ns, 100 * US);
   assert_int_equal(cfg->smoke.device_requests, 20);
@@ -120,7 +120,7 @@ static void full_example_values(void **state) {
   assert_int_equal(cfg->swap.latency.bins[3].upper_ns, 2 * MS);
   assert_int_equal(cfg->swap.latency.bins[1].count, 2100);
   assert_string_equal(cfg->swap.latency.histogram_path, "sata-ssd-qd1.hist");
-  assert_int_equal(cfg->swap.latency.sigma_milli, 300); /* from the preset */
+  assert_int_equal(cfg->swap.latency.sigma_milli, 100); /* from the preset */
   assert_int_equal(cfg->swap.channels, 8);
   assert_int_equal(cfg->swap.bandwidth_bytes_per_s, 400000000);
   assert_true(cfg->dax.enabled);
@@ -173,7 +173,7 @@ static void empty_document_is_defaults(void **state) {
   assert_int_equal(defaults->apf.max_outstanding, 64);
   assert_int_equal(defaults->guest.nmi_cr2, NMI_CR2_SAVE_RESTORE);
   assert_int_equal(defaults->guest.timer_period_ns, 4 * MS);
-  assert_int_equal(defaults->swap.channels, 64);
+  assert_int_equal(defaults->swap.channels, 32);
   assert_false(defaults->smoke.enabled);
   assert_int_equal(defaults->smoke.device_requests, 20);
   free(loaded);
@@ -312,7 +312,7 @@ static void override_preset_sets_its_defaults(void **state) {
   const char *ov[] = {"swap-device/@preset=hdd"};
   struct sim_config *cfg = load_ok(SMOKE, ov, 1);
   assert_int_equal(cfg->swap.preset, DEVICE_PRESET_HDD);
-  assert_int_equal(cfg->swap.latency.median_ns, 10 * MS);
+  assert_int_equal(cfg->swap.latency.median_ns, 11800 * US);
   assert_int_equal(cfg->swap.channels, 1);
   free(cfg);
 }
