@@ -6,9 +6,11 @@
  * page gfn is mapped, if at all, by the leaf for va = gfn << 12 in each root: the
  * reverse map is one 4-level lookup per vCPU, with no per-page bookkeeping.
  *
- * Per guest page the MMU keeps one byte of code-coherence state and one bit saying
- * "a fill walked a guest page table here"; both are sized by guest RAM, never by the
- * number of resident or non-resident pages. */
+ * Per guest page the MMU keeps one byte of code-coherence state and three bits: "a fill
+ * walked a guest page table here", "the host copy may be dirty" (host_dirty: a leaf was
+ * writable since the host last cleaned the page) and "a dropped leaf had its accessed
+ * flag set" (young: what a shadow reset would otherwise forget). All are sized by guest
+ * RAM, never by the number of resident or non-resident pages. */
 #include "mmu/shadow.h"
 
 #include <stdio.h>
@@ -57,6 +59,9 @@ struct shadow_mmu {
   uint32_t n_free;
   uint8_t *page_state;  /* per guest page: PS_* */
   uint64_t *table_bits; /* per guest page: walked as a guest page table by some fill */
+  uint64_t *host_dirty; /* per guest page: may differ from the host's clean copy; a leaf is
+                           writable only while this is set (so the host's dirty bit is exact) */
+  uint64_t *young;      /* per guest page: accessed through a leaf that has since been dropped */
   struct pin pins[SHADOW_MAX_PINS];
   unsigned n_pins;
   struct shadow_stats stats;
@@ -89,6 +94,29 @@ static unsigned index_at(uint64_t va, int level) {
 }
 
 static unsigned popcount64(uint64_t x) { return (unsigned)__builtin_popcountll(x); }
+
+static bool bm_test(const uint64_t *bm, uint64_t g) { return (bm[g / 64] >> (g % 64)) & 1; }
+static void bm_set(uint64_t *bm, uint64_t g) { bm[g / 64] |= bit((unsigned)(g % 64)); }
+static void bm_clear(uint64_t *bm, uint64_t g) { bm[g / 64] &= ~bit((unsigned)(g % 64)); }
+static uint64_t bm_words(uint64_t pages) { return (pages + 63) / 64; }
+
+/* A leaf about to be dropped: keep its accessed flag for reclaim (young), so that a CR3
+ * load — every guest context switch — does not make every page look unused. */
+static void harvest_leaf(struct shadow_mmu *m, uint64_t e) {
+  if ((e & (PTE_P | PTE_A)) != (PTE_P | PTE_A)) return;
+  uint64_t g = (e & ENTRY_ADDR) >> PAGING_PAGE_SHIFT;
+  if (g < m->guest_pages) bm_set(m->young, g); /* pins lie outside guest RAM */
+}
+
+/* Harvests every leaf under the table at pa (level 4 = a root ... 1 = a leaf table). */
+static void harvest_table(struct shadow_mmu *m, uint64_t pa, int level) {
+  for (unsigned i = 0; i < 512; i++) {
+    uint64_t e = ld(m, pa + i * 8u);
+    if (!(e & PTE_P)) continue;
+    if (level == 1) harvest_leaf(m, e);
+    else harvest_table(m, e & ENTRY_ADDR, level - 1);
+  }
+}
 
 /* Physical address of vCPU v's shadow entry for va at level, or 0 when a table on
  * the way is missing (0 is never a pool address: the pool lies above guest RAM). */
@@ -153,6 +181,7 @@ static void install_pins(struct shadow_mmu *m, unsigned v) {
 /* Empties vCPU v's shadow: tables back to the pool (zeroed), root zeroed, pins back. */
 static void reset_vcpu(struct shadow_mmu *m, unsigned v) {
   struct vcpu_shadow *s = &m->vcpu[v];
+  harvest_table(m, pool_pa(m, s->root), 4);
   for (uint32_t idx = s->owned_head; idx != NONE;) {
     uint32_t nx = m->next[idx];
     memset(m->host + pool_pa(m, idx), 0, PAGING_PAGE_SIZE);
@@ -230,11 +259,16 @@ struct shadow_mmu *shadow_create(const struct shadow_config *cfg, struct diag *e
   m->next = malloc(m->pool_pages * sizeof *m->next);
   m->free_stack = malloc(m->pool_pages * sizeof *m->free_stack);
   m->page_state = calloc(m->guest_pages, 1);
-  m->table_bits = calloc((m->guest_pages + 63) / 64, sizeof *m->table_bits);
-  if (!m->next || !m->free_stack || !m->page_state || !m->table_bits) {
+  m->table_bits = calloc(bm_words(m->guest_pages), sizeof *m->table_bits);
+  m->host_dirty = malloc(bm_words(m->guest_pages) * sizeof *m->host_dirty);
+  m->young = calloc(bm_words(m->guest_pages), sizeof *m->young);
+  if (!m->next || !m->free_stack || !m->page_state || !m->table_bits || !m->host_dirty || !m->young) {
     shadow_destroy(m);
     return diag_set(err, "shadow MMU: out of memory"), NULL;
   }
+  /* Every page starts dirty: its content exists only in guest memory until the host
+   * says otherwise (shadow_test_and_clear_dirty after a swap-in or a zero fill). */
+  memset(m->host_dirty, 0xff, bm_words(m->guest_pages) * sizeof *m->host_dirty);
   memset(m->host + m->pool_base, 0, cfg->shadow_bytes);
   /* Hand out low pages first: a deterministic, compact layout. */
   for (uint32_t i = 0; i < m->pool_pages; i++) m->free_stack[i] = m->pool_pages - 1 - i;
@@ -255,6 +289,8 @@ void shadow_destroy(struct shadow_mmu *m) {
   free(m->free_stack);
   free(m->page_state);
   free(m->table_bits);
+  free(m->host_dirty);
+  free(m->young);
   free(m);
 }
 
@@ -264,6 +300,8 @@ void shadow_set_residency(struct shadow_mmu *m, bool (*resident)(void *ctx, uint
 }
 
 const struct guest_mem *shadow_guest_mem(const struct shadow_mmu *m) { return &m->gm; }
+
+unsigned shadow_n_vcpus(const struct shadow_mmu *m) { return m->n_vcpus; }
 
 uint64_t shadow_root(const struct shadow_mmu *m, unsigned vcpu) { return pool_pa(m, m->vcpu[vcpu].root); }
 
@@ -292,9 +330,14 @@ static void drop_range(struct shadow_mmu *m, unsigned v, uint64_t start, uint64_
     if (!pde || !(ld(m, pde) & PTE_P)) continue;
     uint64_t pt = ld(m, pde) & ENTRY_ADDR;
     if (chunk + PAGING_SIZE_2M <= end) {
+      harvest_table(m, pt, 1);
       memset(m->host + pt, 0, PAGING_PAGE_SIZE);
     } else {
-      for (uint64_t va = chunk; va < end; va += PAGING_PAGE_SIZE) st(m, pt + index_at(va, 1) * 8u, 0);
+      for (uint64_t va = chunk; va < end; va += PAGING_PAGE_SIZE) {
+        uint64_t epa = pt + index_at(va, 1) * 8u;
+        harvest_leaf(m, ld(m, epa));
+        st(m, epa, 0);
+      }
     }
   }
 }
@@ -316,7 +359,10 @@ void shadow_invlpg(struct shadow_mmu *m, unsigned vcpu, uint64_t va) {
   }
   if ((va >> PAGING_PAGE_SHIFT) >= m->guest_pages) return; /* pins are not the guest's to drop */
   uint64_t epa = lookup(m, vcpu, va, 1);
-  if (epa) st(m, epa, 0);
+  if (epa) {
+    harvest_leaf(m, ld(m, epa));
+    st(m, epa, 0);
+  }
 }
 
 /* ---- code coherence ---- */
@@ -388,8 +434,10 @@ static uint64_t leaf_for(const struct shadow_mmu *m, unsigned v, uint64_t g, con
   bool can_write = s == PS_DATA || mine;
   bool can_exec = s == PS_CODE || mine;
   bool user = w->user;
-  /* Writable only once the guest's D flag is set: the first write must fault to set it. */
-  bool writable = can_write && w->writable && w->dirty;
+  /* Writable only once the guest's D flag is set, and only while the host counts the page
+   * dirty: in either case the first write must fault, to set the flag. */
+  bool host_w = bm_test(m->host_dirty, g) || w->access.op == PAGING_WRITE;
+  bool writable = can_write && w->writable && w->dirty && host_w;
   bool nx = !can_exec || w->nx;
   if (w->access.op == PAGING_WRITE && !w->writable) {
     /* Allowed only by CR0.WP=0 for a supervisor write (Unicorn runs WP=1): writable for
@@ -508,6 +556,7 @@ enum shadow_verdict shadow_fault(struct shadow_mmu *m, unsigned vcpu, const stru
   uint64_t leaf = leaf_for(m, vcpu, g, ctx, w);
   if (old & PTE_P) leaf = keep_rights(m, vcpu, g, old, leaf, &out->flush);
   st(m, slot, leaf);
+  if (leaf & PTE_RW) bm_set(m->host_dirty, g); /* from here on a write need not trap */
   m->stats.fills++;
   if (leaf == old) {
     out->spurious = true;
@@ -527,11 +576,13 @@ void shadow_zap_gfn(struct shadow_mmu *m, uint64_t gfn, struct shadow_flush *out
   if (m->table_bits[gfn / 64] & bit((unsigned)(gfn % 64))) {
     /* Leaves anywhere may derive from this table: drop them all, as INVEPT would. */
     reset_all(m);
-    memset(m->table_bits, 0, ((m->guest_pages + 63) / 64) * sizeof *m->table_bits);
+    memset(m->table_bits, 0, bm_words(m->guest_pages) * sizeof *m->table_bits);
+    bm_clear(m->young, gfn);
     m->stats.table_zaps++;
     out->full_tlb_vcpus = all_vcpus(m);
     return;
   }
+  bm_clear(m->young, gfn); /* the page leaves; its next life starts unreferenced */
   for (unsigned v = 0; v < m->n_vcpus; v++) {
     uint64_t epa = lookup(m, v, out->va, 1);
     if (epa && (ld(m, epa) & PTE_P)) {
@@ -546,6 +597,7 @@ void shadow_host_write(struct shadow_mmu *m, uint64_t gfn, struct shadow_flush *
   memset(out, 0, sizeof *out);
   out->va = gfn << PAGING_PAGE_SHIFT;
   if (gfn >= m->guest_pages) return;
+  bm_set(m->host_dirty, gfn);
   uint8_t s = m->page_state[gfn];
   if (s == PS_CODE) out->code_vcpus = all_vcpus(m);
   else if (s >= PS_OWNED) out->code_vcpus = bit((unsigned)(s - PS_OWNED));
@@ -556,6 +608,8 @@ bool shadow_test_and_clear_accessed(struct shadow_mmu *m, uint64_t gfn, struct s
   memset(out, 0, sizeof *out);
   out->va = gfn << PAGING_PAGE_SHIFT;
   if (gfn >= m->guest_pages) return false;
+  bool young = bm_test(m->young, gfn);
+  bm_clear(m->young, gfn);
   for (unsigned v = 0; v < m->n_vcpus; v++) {
     uint64_t epa = lookup(m, v, out->va, 1);
     if (!epa) continue;
@@ -565,7 +619,27 @@ bool shadow_test_and_clear_accessed(struct shadow_mmu *m, uint64_t gfn, struct s
       out->tlb_vcpus |= bit(v);
     }
   }
-  return out->tlb_vcpus != 0;
+  return young || out->tlb_vcpus != 0;
+}
+
+bool shadow_test_and_clear_dirty(struct shadow_mmu *m, uint64_t gfn, struct shadow_flush *out) {
+  memset(out, 0, sizeof *out);
+  out->va = gfn << PAGING_PAGE_SHIFT;
+  if (gfn >= m->guest_pages) return false;
+  bool dirty = bm_test(m->host_dirty, gfn);
+  bm_clear(m->host_dirty, gfn);
+  if (!dirty) return false; /* no leaf can be writable: nothing to write-protect */
+  for (unsigned v = 0; v < m->n_vcpus; v++) {
+    uint64_t epa = lookup(m, v, out->va, 1);
+    if (!epa) continue;
+    uint64_t e = ld(m, epa);
+    if ((e & PTE_P) && (e & PTE_RW)) {
+      st(m, epa, e & ~PTE_RW);
+      out->tlb_vcpus |= bit(v);
+      m->stats.write_protects++;
+    }
+  }
+  return true;
 }
 
 bool shadow_pin(struct shadow_mmu *m, uint64_t va, bool writable, bool executable, struct diag *err) {

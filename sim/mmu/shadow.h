@@ -18,6 +18,9 @@
  * Rules the shadow adds on top of the guest's rights (each costs at most one extra fault):
  *  - Dirty bits are exact: a page whose guest D flag is clear is filled read-only; the
  *    first write faults, sets D, and makes it writable.
+ *  - So is the host's dirty bit (an EPT D bit): a page the host has cleaned
+ *    (shadow_test_and_clear_dirty, after a swap-in) is filled read-only even if the
+ *    guest's D is set, until its first write. Pages start dirty.
  *  - Translated-code coherence across vCPUs: Unicorn keeps one engine's own writes and
  *    its translated code coherent, but not writes by another engine or by the host
  *    (measured: tests/mmu/test_mmu_unicorn.c). So each guest page has an owner
@@ -113,6 +116,7 @@ struct shadow_stats {
   uint64_t ctx_resets;        /* ... at fault time: paging controls changed without shadow_reset */
   uint64_t exhaustion_resets; /* shadows dropped because the table pool ran out */
   uint64_t invlpgs;
+  uint64_t write_protects;    /* leaves made read-only by shadow_test_and_clear_dirty */
   uint64_t tables_in_use;     /* table pages allocated now (roots included) */
   uint64_t tables_peak;
 };
@@ -129,6 +133,8 @@ void shadow_set_residency(struct shadow_mmu *m, bool (*resident)(void *ctx, uint
 
 /* The guest-memory view (with residency) for paging_read/paging_write in event delivery. */
 const struct guest_mem *shadow_guest_mem(const struct shadow_mmu *m);
+
+unsigned shadow_n_vcpus(const struct shadow_mmu *m);
 
 /* What Unicorn's CR3 holds for this vCPU — constant for the life of m. */
 uint64_t shadow_root(const struct shadow_mmu *m, unsigned vcpu);
@@ -159,14 +165,25 @@ enum shadow_verdict shadow_fault(struct shadow_mmu *m, unsigned vcpu, const stru
  * page table, every shadow is dropped (full_tlb_vcpus), since leaves derive from it. */
 void shadow_zap_gfn(struct shadow_mmu *m, uint64_t gfn, struct shadow_flush *out);
 
-/* The simulator wrote guest page gfn (APF shared area, DMA, DAX): engines that may
- * hold translated code of it are named in out->code_vcpus. */
+/* The simulator wrote guest page gfn (APF shared area, DMA, DAX, a delivery frame through
+ * paging_write, the guest image at load): engines that may hold translated code of it are
+ * named in out->code_vcpus, and the page counts as dirty for the host. */
 void shadow_host_write(struct shadow_mmu *m, uint64_t gfn, struct shadow_flush *out);
 
 /* Access tracking for reclaim: true if some vCPU's entry for gfn was used since the last
- * call (or its fill); clears the accessed flags and names the TLBs to flush so the next
- * use sets them again. */
+ * call (or its fill) — including entries dropped since by a CR3 load, INVLPG, reset or
+ * pool exhaustion, whose accessed flag is remembered when they go. Clears it all and names
+ * the TLBs to flush so the next use sets the flags again. Eviction (shadow_zap_gfn)
+ * forgets the page's history. */
 bool shadow_test_and_clear_accessed(struct shadow_mmu *m, uint64_t gfn, struct shadow_flush *out);
+
+/* The host's dirty bit for gfn: true if the page may have been written since the last
+ * call (a leaf was writable, or shadow_host_write), true for a page never cleaned. Clears
+ * it and makes every vCPU's leaf read-only (out->tlb_vcpus must drop the page), so the
+ * next write faults once and sets it again. The host calls it after zapping an evicted
+ * page (was it written since it came in?) and when a page comes in (it now equals the
+ * host's copy). */
+bool shadow_test_and_clear_dirty(struct shadow_mmu *m, uint64_t gfn, struct shadow_flush *out);
 
 /* Maps a simulator page (outside guest RAM and the pool, e.g. the TLB-flush stub) at
  * its own address in every vCPU's shadow, supervisor-only, kept across resets. Meant

@@ -539,6 +539,56 @@ static void accessed_tracking_for_reclaim(void **state) {
   assert_true(leaf(f, 0, DATA) & PTE_P); /* still mapped, just not young */
 }
 
+static void accessed_flags_survive_dropped_leaves(void **state) {
+  struct fx *f = *state;
+  gpt_identity(&f->pt, DATA, DATA + 0x3000, RWU | PTE_D);
+  struct shadow_flush fl;
+  for (unsigned k = 0; k < 3; k++) assert_int_equal(verdict(f, 0, DATA + k * 0x1000, UR), SHADOW_FILLED);
+  /* An INVLPG, a CR3 load (context switch) or a reset drops leaves: their accessed flags
+   * are kept for reclaim, and consumed by the next test-and-clear. */
+  shadow_invlpg(f->m, 0, DATA);
+  assert_int_equal(leaf(f, 0, DATA), 0);
+  assert_true(shadow_test_and_clear_accessed(f->m, DATA >> 12, &fl));
+  assert_int_equal(fl.tlb_vcpus, 0); /* no leaf left to clear */
+  assert_false(shadow_test_and_clear_accessed(f->m, DATA >> 12, &fl));
+  assert_true(shadow_test_and_clear_accessed(f->m, (DATA >> 12) + 1, &fl)); /* clears the live leaf */
+  shadow_cr3_load(f->m, 0, f->ctx.cr3);
+  assert_false(shadow_test_and_clear_accessed(f->m, (DATA >> 12) + 1, &fl)); /* it was not young */
+  assert_true(shadow_test_and_clear_accessed(f->m, (DATA >> 12) + 2, &fl));  /* young, harvested */
+  /* Eviction forgets the page's history. */
+  assert_int_equal(verdict(f, 1, DATA, UR), SHADOW_FILLED);
+  shadow_reset(f->m, 1);
+  shadow_zap_gfn(f->m, DATA >> 12, &fl);
+  assert_false(shadow_test_and_clear_accessed(f->m, DATA >> 12, &fl));
+}
+
+static void host_clean_pages_are_filled_read_only_until_written(void **state) {
+  struct fx *f = *state;
+  gpt_map(&f->pt, DATA, DATA, 1, RWU | PTE_D);
+  struct shadow_flush fl;
+  /* Pages start dirty for the host: a read of a guest-dirty page maps it writable. */
+  assert_int_equal(verdict(f, 0, DATA, UR), SHADOW_FILLED);
+  assert_true(leaf(f, 0, DATA) & PTE_RW);
+  /* The host cleans it (a swap-in made it equal to the device copy): write-protected. */
+  assert_true(shadow_test_and_clear_dirty(f->m, DATA >> 12, &fl));
+  assert_int_equal(fl.tlb_vcpus, 1);
+  assert_false(leaf(f, 0, DATA) & PTE_RW);
+  assert_int_equal(shadow_stats(f->m)->write_protects, 1);
+  assert_int_equal(verdict(f, 1, DATA, UR), SHADOW_FILLED);
+  assert_false(leaf(f, 1, DATA) & PTE_RW);
+  assert_false(unicorn_allows(f, 1, DATA, UW));
+  /* The first write faults once and marks it dirty again. */
+  assert_int_equal(verdict(f, 1, DATA, UW), SHADOW_FILLED);
+  assert_true(leaf(f, 1, DATA) & PTE_RW);
+  assert_true(shadow_test_and_clear_dirty(f->m, DATA >> 12, &fl));
+  assert_false(shadow_test_and_clear_dirty(f->m, DATA >> 12, &fl));
+  /* A host write (delivery frame, APF area) counts as dirty too. */
+  shadow_host_write(f->m, DATA >> 12, &fl);
+  assert_true(shadow_test_and_clear_dirty(f->m, DATA >> 12, &fl));
+  assert_false(shadow_test_and_clear_dirty(f->m, GUEST_BYTES >> 12, &fl)); /* outside RAM */
+  assert_int_equal(shadow_n_vcpus(f->m), 3);
+}
+
 static void spurious_faults_fill_nothing_new(void **state) {
   struct fx *f = *state;
   gpt_map(&f->pt, DATA, DATA, 1, RWU | PTE_D);
@@ -599,6 +649,8 @@ int main(void) {
       T(cr0_wp_clear_keeps_user_rights_exact),
       T(pins_live_in_every_shadow_and_survive_resets),
       T(accessed_tracking_for_reclaim),
+      T(accessed_flags_survive_dropped_leaves),
+      T(host_clean_pages_are_filled_read_only_until_written),
       T(spurious_faults_fill_nothing_new),
       cmocka_unit_test(create_rejects_bad_geometry),
   };
