@@ -48,20 +48,6 @@ bool histogram_check_bins(const struct latency_config *lat, uint32_t *bad, char 
   return true;
 }
 
-/* A problem inside the histogram file: its own name and line. */
-__attribute__((format(printf, 5, 6))) static bool fail_in_file(struct load_ctx *c, const char *file,
-                                                               long line, const char *field,
-                                                               const char *fmt, ...) {
-  if (c->failed) return false;
-  c->failed = true;
-  char msg[DIAG_MAX];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  config_message_escape(msg, sizeof msg);
-  return diag_at(c->err, file, line, field, "%s", msg);
-}
 
 static bool parse_line(struct load_ctx *c, const char *file, long line, const char *field,
                        char *text, struct latency_config *lat) {
@@ -71,23 +57,23 @@ static bool parse_line(struct load_ctx *c, const char *file, long line, const ch
   char *count = strtok_r(NULL, " \t\r", &save);
   char *extra = count ? strtok_r(NULL, " \t\r", &save) : NULL;
   if (!count || (extra && extra[0] != '#'))
-    return fail_in_file(c, file, line, field,
+    return config_fail_in(c, file, line, field,
                         "expected '<upper bound> <count>' (e.g. '10us 42'), got '%s%s%s'", upper,
                         count ? " " : "", count ? count : "");
   if (lat->n_bins == CONFIG_MAX_HISTOGRAM_BINS)
-    return fail_in_file(c, file, line, field, "more than %d bins", CONFIG_MAX_HISTOGRAM_BINS);
+    return config_fail_in(c, file, line, field, "more than %d bins", CONFIG_MAX_HISTOGRAM_BINS);
   char why[256];
   uint64_t u, n;
   if (!value_parse(T_DURATION, 0, NULL, upper, &u, why, sizeof why))
-    return fail_in_file(c, file, line, field, "upper bound %s", why);
+    return config_fail_in(c, file, line, field, "upper bound %s", why);
   if (!value_parse(T_UINT, 0, NULL, count, &n, why, sizeof why))
-    return fail_in_file(c, file, line, field, "count %s", why);
+    return config_fail_in(c, file, line, field, "count %s", why);
   lat->bins[lat->n_bins].upper_ns = u;
   lat->bins[lat->n_bins].count = n;
   lat->n_bins++;
   uint32_t bad;
   if (!histogram_check_bins(lat, &bad, why, sizeof why) && bad + 1 == lat->n_bins)
-    return fail_in_file(c, file, line, field, "%s", why);
+    return config_fail_in(c, file, line, field, "%s", why);
   return true;
 }
 

@@ -124,6 +124,11 @@ struct load_ctx {
 bool config_fail(struct load_ctx *c, xmlNode *node, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Same, for a problem known only by file and line (0: none), e.g. XML
+ * syntax or a line of a histogram file. Always returns false. */
+bool config_fail_in(struct load_ctx *c, const char *file, long line, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 /* Makes a message one printable line: control characters quoted from the
  * input (a newline inside a value) become \n, \t, \xNN. In place. */
 void config_message_escape(char *msg, size_t cap);

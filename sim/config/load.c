@@ -43,15 +43,24 @@ void config_message_escape(char *msg, size_t cap) {
   snprintf(msg, cap, "%s", out);
 }
 
-bool config_fail(struct load_ctx *c, xmlNode *node, const char *field, const char *fmt, ...) {
-  if (c->failed) return false; /* the first problem is the one reported */
+/* Formats the first problem of a load into msg (one printable line); false
+ * when a problem was already reported, since the first one is the one the
+ * user sees. */
+static bool first_failure(struct load_ctx *c, char msg[DIAG_MAX], const char *fmt, va_list ap) {
+  if (c->failed) return false;
   c->failed = true;
+  vsnprintf(msg, DIAG_MAX, fmt, ap);
+  config_message_escape(msg, DIAG_MAX);
+  return true;
+}
+
+bool config_fail(struct load_ctx *c, xmlNode *node, const char *field, const char *fmt, ...) {
   char msg[DIAG_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  bool first = first_failure(c, msg, fmt, ap);
   va_end(ap);
-  config_message_escape(msg, sizeof msg);
+  if (!first) return false;
 
   size_t override = 0;
   long line = 0;
@@ -76,18 +85,14 @@ bool config_fail(struct load_ctx *c, xmlNode *node, const char *field, const cha
   return diag_at(c->err, c->name, line, field, "%s", msg);
 }
 
-/* Same, for a problem known only by line (0: none), e.g. XML syntax. */
-__attribute__((format(printf, 4, 5))) static bool
-config_fail_line(struct load_ctx *c, long line, const char *field, const char *fmt, ...) {
-  if (c->failed) return false;
-  c->failed = true;
+bool config_fail_in(struct load_ctx *c, const char *file, long line, const char *field, const char *fmt,
+                    ...) {
   char msg[DIAG_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  bool first = first_failure(c, msg, fmt, ap);
   va_end(ap);
-  config_message_escape(msg, sizeof msg);
-  return diag_at(c->err, c->name, line, field, "%s", msg);
+  return first ? diag_at(c->err, file, line, field, "%s", msg) : false;
 }
 
 /* libxml2 messages end in newlines and sometimes carry a second line. */
@@ -349,22 +354,22 @@ static void on_parse_error(void *data, xmlErrorPtr e) {
   clean_message(e->message, msg, sizeof msg);
   if (e->domain == XML_FROM_SCHEMASV) return; /* on_schema_error's */
   if (e->domain == XML_FROM_SCHEMASP) {
-    config_fail_line(c, e->line, "schema", "%s", msg);
+    config_fail_in(c, c->name, e->line, "schema", "%s", msg);
     return;
   }
   if (strstr(msg, "not proper UTF-8") || e->code == XML_ERR_INVALID_ENCODING) {
     const char *bytes = strstr(msg, "Bytes:");
-    config_fail_line(c, e->line, "xml",
+    config_fail_in(c, c->name, e->line, "xml",
                      "input is not valid UTF-8%s%s (declare the encoding if the file is not UTF-8)",
                      bytes ? " at bytes " : "", bytes ? bytes + 7 : "");
     return;
   }
   if (strstr(msg, "Excessive depth")) {
-    config_fail_line(c, e->line, "xml", "elements nested more than %u levels deep",
+    config_fail_in(c, c->name, e->line, "xml", "elements nested more than %u levels deep",
                      xmlParserMaxDepth);
     return;
   }
-  config_fail_line(c, e->line, "xml", "%s", msg);
+  config_fail_in(c, c->name, e->line, "xml", "%s", msg);
 }
 
 static void on_doctype(void *ctx, const xmlChar *name, const xmlChar *external_id,
@@ -376,7 +381,7 @@ static void on_doctype(void *ctx, const xmlChar *name, const xmlChar *external_i
    * never needs one, so refuse before the internal subset is parsed. */
   xmlParserCtxtPtr p = ctx;
   struct load_ctx *c = p->_private;
-  config_fail_line(c, xmlSAX2GetLineNumber(ctx), "xml",
+  config_fail_in(c, c->name, xmlSAX2GetLineNumber(ctx), "xml",
                    "DOCTYPE declarations are not allowed in a config");
   xmlStopParser(p);
 }
@@ -408,7 +413,7 @@ static void on_schema_error(void *data, xmlErrorPtr e) {
   const char *problem = split_schema_message(msg, attr, sizeof attr);
   xmlNode *elem = e->node;
   if (!elem || elem->type != XML_ELEMENT_NODE) {
-    config_fail_line(c, e->line, "schema", "%s", problem);
+    config_fail_in(c, c->name, e->line, "schema", "%s", problem);
     return;
   }
   const struct field *owner = config_node_path(elem, owner_path, sizeof owner_path);
@@ -522,7 +527,7 @@ static void handlers_leave(const struct saved_handlers *s) {
 static xmlDoc *parse(struct load_ctx *c, const char *xml, size_t len) {
   xmlParserCtxtPtr p = xmlCreateMemoryParserCtxt(xml, (int)len);
   if (!p) {
-    config_fail_line(c, 0, NULL, "cannot create an XML parser (out of memory?)");
+    config_fail_in(c, c->name, 0, NULL, "cannot create an XML parser (out of memory?)");
     return NULL;
   }
   /* No network, no entity substitution, no DTD loading, no XML_PARSE_HUGE:
@@ -536,7 +541,7 @@ static xmlDoc *parse(struct load_ctx *c, const char *xml, size_t len) {
   p->myDoc = NULL;
   xmlFreeParserCtxt(p);
   if (!ok) {
-    if (!c->failed) config_fail_line(c, 0, "xml", "not well-formed XML");
+    if (!c->failed) config_fail_in(c, c->name, 0, "xml", "not well-formed XML");
     xmlFreeDoc(doc);
     return NULL;
   }
@@ -572,7 +577,7 @@ static bool validate(struct load_ctx *c, xmlDoc *doc, const char *schema_path) {
   }
   xmlSchemaFree(schema);
   if (rc != 0 && !c->failed)
-    config_fail_line(c, 0, "schema", "the document does not match the schema");
+    config_fail_in(c, c->name, 0, "schema", "the document does not match the schema");
   return rc == 0 && !c->failed;
 }
 
@@ -598,7 +603,7 @@ static bool load_document(struct load_ctx *c, const char *xml, size_t len,
   xmlDoc *doc = parse(c, xml, len);
   xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
   if (doc && !root) {
-    config_fail_line(c, 1, "xml", "document has no root element");
+    config_fail_in(c, c->name, 1, "xml", "document has no root element");
   } else if (root && (root->ns || strcmp((const char *)root->name, config_root.name) != 0)) {
     if (root->ns)
       config_fail(c, root, config_root.name,

@@ -62,20 +62,6 @@ static void grow(struct block_cache *c) {
   c->n_buckets = n;
 }
 
-static bool is_rep_string(const cs_insn *insn) {
-  uint8_t rep = insn->detail->x86.prefix[0];
-  if (rep != X86_PREFIX_REP && rep != X86_PREFIX_REPNE) return false;
-  switch (insn->id) {
-    case X86_INS_MOVSB: case X86_INS_MOVSW: case X86_INS_MOVSD: case X86_INS_MOVSQ:
-    case X86_INS_STOSB: case X86_INS_STOSW: case X86_INS_STOSD: case X86_INS_STOSQ:
-    case X86_INS_LODSB: case X86_INS_LODSW: case X86_INS_LODSD: case X86_INS_LODSQ:
-    case X86_INS_CMPSB: case X86_INS_CMPSW: case X86_INS_CMPSD: case X86_INS_CMPSQ:
-    case X86_INS_SCASB: case X86_INS_SCASW: case X86_INS_SCASD: case X86_INS_SCASQ:
-      return true;
-    default:
-      return false;
-  }
-}
 
 struct block_info *blocks_learn(struct vcpu *v, uint64_t addr, uint32_t size) {
   if (addr >= v->mem_bytes || size > v->mem_bytes - addr || size == 0) {
@@ -108,7 +94,7 @@ struct block_info *blocks_learn(struct vcpu *v, uint64_t addr, uint32_t size) {
     if (n == 0 && (insn->id == X86_INS_PUSHFQ || insn->id == X86_INS_PUSHF)) flags |= BI_PUSHF;
     if (left == 0 && (insn->id == X86_INS_IRETQ || insn->id == X86_INS_IRETD || insn->id == X86_INS_IRET))
       flags |= BI_LAST_IRET;
-    if (is_rep_string(insn) && left == 0 && n == 0) {
+    if (x86_is_rep_string(insn) && left == 0 && n == 0) {
       flags |= BI_REP_ONLY;
       if (insn->detail->x86.addr_size == 4) flags |= BI_ADDR32;
     }

@@ -650,8 +650,10 @@ struct decoded {
   uint32_t last_off;  /* offset of the last instruction */
 };
 
-static bool is_string_insn(unsigned id) {
-  switch (id) {
+bool x86_is_rep_string(const cs_insn *insn) {
+  uint8_t rep = insn->detail->x86.prefix[0];
+  if (rep != X86_PREFIX_REP && rep != X86_PREFIX_REPNE) return false;
+  switch (insn->id) {
     case X86_INS_MOVSB: case X86_INS_MOVSW: case X86_INS_MOVSD: case X86_INS_MOVSQ:
     case X86_INS_STOSB: case X86_INS_STOSW: case X86_INS_STOSD: case X86_INS_STOSQ:
     case X86_INS_LODSB: case X86_INS_LODSW: case X86_INS_LODSD: case X86_INS_LODSQ:
@@ -673,9 +675,7 @@ static struct decoded decode_block(csh cs, const uint8_t *code, uint64_t addr, u
     uint64_t at = a;
     if (!cs_disasm_iter(cs, &c, &left, &a, insn)) break;
     d.last_off = (uint32_t)(at - addr);
-    if (d.n == 0 && left == 0 && insn->detail &&
-        (insn->detail->x86.prefix[0] == X86_PREFIX_REP || insn->detail->x86.prefix[0] == X86_PREFIX_REPNE) &&
-        is_string_insn(insn->id))
+    if (d.n == 0 && left == 0 && insn->detail && x86_is_rep_string(insn))
       d.rep_only = true;
     d.n++;
   }

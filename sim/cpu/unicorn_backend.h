@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <capstone/capstone.h>
 #include <unicorn/unicorn.h>
 
 #include "core/diag.h"
@@ -74,6 +75,11 @@ void ubk_begin(struct ubk *b);
 void ubk_commit(struct ubk *b);
 
 uint32_t ubk_error_code(const struct ubk *b);
+
+/* A REP/REPNE-prefixed string instruction (MOVS, STOS, LODS, CMPS, SCAS),
+ * disassembled with details on: Unicorn 2.0.1 runs one extra pass of it with
+ * RCX = 0 outside single-step mode, which the instruction counter skips. */
+bool x86_is_rep_string(const cs_insn *insn);
 bool ubk_is_software_int(const struct ubk *b);
 /* Unicorn would turn the next #PF or contributory exception into #DF. */
 void ubk_clear_exception_in_flight(struct ubk *b);
