@@ -864,6 +864,13 @@ bool vcpu_halted(const struct vcpu *v) { return v->halted; }
 bool vcpu_nmi_blocked(const struct vcpu *v) { return v->nmi_blocked; }
 bool vcpu_nmi_pending(const struct vcpu *v) { return v->nmi_pending; }
 
+bool vcpu_interrupts_blocked(struct vcpu *v) {
+  bool shadow, movss;
+  return !interrupt_window(v, &shadow, &movss);
+}
+bool vcpu_exception_pending(const struct vcpu *v) { return v->exc_queued; }
+bool vcpu_event_reinjecting(const struct vcpu *v) { return v->irq_vector_held; }
+
 void vcpu_code_changed(struct vcpu *v, uint64_t gpa, uint64_t bytes) {
   if (!bytes) return;
   blocks_drop_range(&v->blocks, gpa, gpa + bytes);

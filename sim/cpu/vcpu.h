@@ -277,6 +277,13 @@ bool vcpu_halted(const struct vcpu *v);
 bool vcpu_nmi_blocked(const struct vcpu *v);
 bool vcpu_nmi_pending(const struct vcpu *v);
 
+/* What the host's APF decision asks between runs (DESIGN.md §2: a fault is
+ * handled synchronously when guest interrupts are disabled or shadowed, or
+ * an event is pending or being re-injected). */
+bool vcpu_interrupts_blocked(struct vcpu *v); /* RFLAGS.IF = 0, or an STI / MOV SS shadow */
+bool vcpu_exception_pending(const struct vcpu *v); /* queued by the platform, not yet delivered */
+bool vcpu_event_reinjecting(const struct vcpu *v); /* an acknowledged interrupt whose delivery hit a host fault */
+
 /* Guest code at [gpa, gpa+bytes) changed (written by the host, another vCPU
  * or a DMA): drop what was translated from it. */
 void vcpu_code_changed(struct vcpu *v, uint64_t gpa, uint64_t bytes);

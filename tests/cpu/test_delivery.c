@@ -452,6 +452,31 @@ static void nmi_waits_out_mov_ss_but_not_sti(void **state) {
   h_free(&h);
 }
 
+/* The host's APF decision reads these between runs (DESIGN.md §2). */
+static void host_sees_if_shadows_and_pending_events(void **state) {
+  (void)state;
+  struct harness h;
+  h_init(&h);
+  h_boot(&h, T_STI, false);
+  assert_true(vcpu_interrupts_blocked(h.v)); /* IF = 0 at boot */
+  h_run(&h, 3);                              /* cli, nop, sti */
+  assert_true(vcpu_interrupts_blocked(h.v)); /* IF = 1 but in the STI shadow */
+  h_run(&h, 1);
+  assert_false(vcpu_interrupts_blocked(h.v));
+  assert_false(vcpu_exception_pending(h.v));
+  assert_false(vcpu_event_reinjecting(h.v));
+  vcpu_queue_exception(h.v, 14, 0, 0x1001);
+  assert_true(vcpu_exception_pending(h.v));
+  h_free(&h);
+
+  h_init(&h);
+  h_boot(&h, T_MOVSS, true);
+  assert_false(vcpu_interrupts_blocked(h.v));
+  h_run(&h, 2); /* right after mov ss */
+  assert_true(vcpu_interrupts_blocked(h.v));
+  h_free(&h);
+}
+
 static void irq_wakes_hlt(void **state) {
   (void)state;
   struct harness h;
@@ -539,6 +564,7 @@ int main(void) {
       cmocka_unit_test(irq_waits_for_sti_and_its_shadow),
       cmocka_unit_test(irq_waits_out_mov_ss_shadow),
       cmocka_unit_test(nmi_waits_out_mov_ss_but_not_sti),
+      cmocka_unit_test(host_sees_if_shadows_and_pending_events),
       cmocka_unit_test(irq_wakes_hlt),
       cmocka_unit_test(injected_pf_carries_token_in_cr2),
       cmocka_unit_test(cr2_only_changes_on_pf_or_mov),
