@@ -130,6 +130,11 @@ static bool resident(void *ctx, uint64_t gfn) {
 
 void h_boot(struct harness *h, uint64_t entry, bool interrupts_on) {
   struct diag err = {{0}};
+  /* Booting again starts a fresh vCPU on the same memory and MSR table. */
+  vcpu_destroy(h->v);
+  h->v = NULL;
+  if (h->shadow) shadow_destroy(h->shadow);
+  h->shadow = NULL;
   if (h->use_shadow) {
     struct shadow_config sc = {h->mem, G_MEM_BYTES, PAGING_MAXPHYADDR_DEFAULT, G_MEM_BYTES, G_POOL_BYTES, 1};
     h->shadow = shadow_create(&sc, &err);
