@@ -746,9 +746,15 @@ bool vcpu_run(struct vcpu *v, uint64_t max_instructions, struct vcpu_exit *exit)
         continue;
       }
       case STOP_HLT:
-        /* HLT retires; the vCPU waits for an event (boundary() wakes it). */
+        /* HLT retires; the vCPU waits for an event (boundary() wakes it).
+         * It never runs in Unicorn, so end the STI / MOV SS shadow here: the
+         * shadow covers only the next instruction, and in the idle loop's
+         * `sti; hlt` that instruction is the HLT itself. */
         v->retired += 1;
         wr(v, UC_X86_REG_RIP, v->stop_site->addr + v->stop_site->len);
+        ubk_begin(&v->be);
+        ubk_clear_irq_shadow(&v->be);
+        ubk_commit(&v->be);
         v->halted = true;
         vcpu_charge(v, VCPU_COST_EXIT_ENTRY, v->costs.vm_exit_cycles + v->costs.vm_entry_cycles);
         continue;

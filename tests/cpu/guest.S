@@ -207,6 +207,13 @@ guest_blob:
         mov byte ptr [G_XCODE + 9], 2
         hlt
 
+        .org guest_blob + T_STI_HLT
+        cli
+        sti
+        hlt
+        nop
+        hlt
+
         .org guest_blob + H_HLT
         hlt
         .org guest_blob + H_IRET

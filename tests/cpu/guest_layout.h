@@ -51,6 +51,7 @@
 #define T_SMC_X 0x0cc0
 #define G_XCODE (G_DATA + 0x2000) /* code one vCPU runs and another rewrites */
 #define T_WRITE_X 0x0d00    /* mov byte [G_XCODE + 9], 2; hlt */
+#define T_STI_HLT 0x0d20    /* cli; sti; hlt; nop; hlt (the idle loop's sti; hlt) */
 
 /* Handlers (offsets from G_CODE). */
 #define H_HLT 0x1000        /* hlt: the test reads the frame at RSP */

@@ -496,6 +496,28 @@ static void irq_wakes_hlt(void **state) {
   h_free(&h);
 }
 
+/* The idle loop's `sti; hlt`: the HLT sits in the STI shadow, and the shadow
+ * ends when the HLT retires (SDM: the instruction after STI completes), so
+ * an interrupt raised while halted wakes the vCPU, returning after the HLT. */
+static void irq_wakes_hlt_in_sti_shadow(void **state) {
+  (void)state;
+  struct harness h;
+  h_init(&h);
+  h_gate(&h, 0x30, H_IRQ, 0, 0xe, 0);
+  h_boot(&h, T_STI_HLT, false);
+  struct vcpu_exit e = h_run(&h, 100);
+  assert_int_equal(e.reason, VCPU_EXIT_HLT);
+  assert_int_equal(e.rip, CODE(T_STI_HLT) + 3);
+  assert_false(vcpu_interrupts_blocked(h.v));
+  h.irq_vector = 0x30;
+  vcpu_set_irq_line(h.v, true);
+  e = h_run(&h, 2); /* delivered at once, then inc r13 and iretq */
+  assert_int_equal(h_reg(&h, R_R13), 1);
+  assert_int_equal(e.rip, CODE(T_STI_HLT) + 3);
+  assert_false(vcpu_halted(h.v));
+  h_free(&h);
+}
+
 /* An exception the platform injects (an APF #PF: error code 0, CR2 =
  * token) lands at the boundary, on the instruction about to run. */
 static void injected_pf_carries_token_in_cr2(void **state) {
@@ -565,6 +587,7 @@ int main(void) {
       cmocka_unit_test(irq_waits_out_mov_ss_shadow),
       cmocka_unit_test(nmi_waits_out_mov_ss_but_not_sti),
       cmocka_unit_test(host_sees_if_shadows_and_pending_events),
+      cmocka_unit_test(irq_wakes_hlt_in_sti_shadow),
       cmocka_unit_test(irq_wakes_hlt),
       cmocka_unit_test(injected_pf_carries_token_in_cr2),
       cmocka_unit_test(cr2_only_changes_on_pf_or_mov),
