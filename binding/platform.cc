@@ -13,6 +13,7 @@
 #include <tlm>
 #include <unicorn/unicorn.h>
 
+#include "guest_platform.h"
 #include "run_context.h"
 #include "sim_time.h"
 #include "smoke.h"
@@ -81,6 +82,48 @@ void fill_smoke_summary(const SmokePlatform &p, const sim_config &cfg, run_summa
   s->storage.max_latency_ns = st.max_latency_ns;
 }
 
+// The guest run's summary: the machine's, plus the swap device's own figures. Arrays
+// are copied to the heap: the machine is gone when the caller writes the JSON.
+bool fill_guest_summary(GuestPlatform &p, run_summary *s) {
+  machine_summary(p.get(), s);
+  const swap_device_stats &st = p.device().stats();
+  const swap_device_summary ds = p.device().summary();
+  s->storage.requests = st.requests;
+  s->storage.completed = p.device().completed();
+  s->storage.mean_latency_ns = ds.mean_latency_ns;
+  s->storage.max_latency_ns = ds.max_latency_ns;
+
+  auto *vcpus = static_cast<vcpu_summary *>(calloc(s->n_vcpus ? s->n_vcpus : 1, sizeof(vcpu_summary)));
+  auto *sections = static_cast<report_section *>(calloc(s->n_sections + 1, sizeof(report_section)));
+  if (!vcpus || !sections) {
+    free(vcpus);
+    free(sections);
+    return false;
+  }
+  memcpy(vcpus, s->vcpus, s->n_vcpus * sizeof *vcpus);
+  s->vcpus = vcpus;
+  size_t n = 0;
+  auto add = [&](const report_section &sec) {
+    size_t cells = sec.n_keys * sec.n_rows;
+    auto *values = static_cast<uint64_t *>(calloc(cells ? cells : 1, sizeof(uint64_t)));
+    if (!values) return false;
+    memcpy(values, sec.values, cells * sizeof *values);
+    sections[n] = sec;
+    sections[n++].values = values;
+    return true;
+  };
+  const report_section *from = s->sections;
+  const size_t n_from = s->n_sections;
+  s->sections = sections;
+  bool ok = true;
+  for (size_t k = 0; k < n_from; k++) ok = ok && add(from[k]);
+  uint64_t row[SWAP_DEVICE_SUMMARY_FIELDS];
+  swap_device_summary_row(&ds, row);
+  ok = ok && add(report_section{"swap_device", swap_device_summary_keys, SWAP_DEVICE_SUMMARY_FIELDS, row, 1, false});
+  s->n_sections = n;
+  return ok;
+}
+
 }  // namespace
 }  // namespace apfsim
 
@@ -103,16 +146,28 @@ extern "C" void platform_print_version(FILE *out) {
           sc_core::sc_release());
 }
 
+extern "C" void platform_summary_release(run_summary *s) {
+  for (size_t k = 0; s->sections && k < s->n_sections; k++) free(const_cast<uint64_t *>(s->sections[k].values));
+  free(const_cast<report_section *>(s->sections));
+  free(const_cast<vcpu_summary *>(s->vcpus));
+  s->sections = nullptr;
+  s->vcpus = nullptr;
+  s->n_sections = s->n_vcpus = 0;
+}
+
 extern "C" bool platform_run(const platform_run_request *req, run_summary *summary, diag *err) {
   const sim_config &cfg = *req->cfg;
   // SystemC prints its banner unless told not to, and only stdout carries
   // requested output (DESIGN.md §6).
   setenv("SC_COPYRIGHT_MESSAGE", "DISABLE", 1);
+  // A guest run hashes its kernel image into the header, so the image comes first.
+  std::unique_ptr<guest_image, void (*)(guest_image *)> image(nullptr, guest_image_free);
   if (!cfg.smoke.enabled) {
-    diag_set(err, "%s: this configuration needs the guest kernel, which is not built yet (issue 4); "
-                  "only the platform smoke scenario (<smoke>) runs today",
-             cfg.source_path);
-    return false;
+    image.reset(machine_open_kernel(&cfg, err));
+    if (!image) {
+      if (req->bad_input) *req->bad_input = true;
+      return false;
+    }
   }
 
   char *config_xml = config_to_xml(&cfg);
@@ -124,7 +179,7 @@ extern "C" bool platform_run(const platform_run_request *req, run_summary *summa
       {"apfsim-version", APFSIM_VERSION, 0},
       {"unicorn-version", uc, 0},
       {"systemc-version", sc_core::sc_release(), 0},
-      {"guest-image-sha256", "none", 0},
+      {"guest-image-sha256", image ? image->sha256_hex : "none", 0},
       {"seed", seed, 0},
   };
   const trace_block blocks[] = {{"config", config_xml, 0}};
@@ -136,18 +191,41 @@ extern "C" bool platform_run(const platform_run_request *req, run_summary *summa
   bool ok = true;
   try {
     fix_time_resolution();
+    // sc_stop() makes the kernel print "Info: /OSCI/SystemC: Simulation stopped by
+    // user." on stdout, which carries only requested output.
+    sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
     RunContext ctx{cfg, trace};
     Housekeeping housekeeping("housekeeping", ctx, req->progress);
-    SmokePlatform platform(ctx);
-    sc_core::sc_start(ns(cfg.limits.max_sim_time_ns));
-    if (req->progress) fputc('\n', stderr);
-    if (housekeeping.io_failed()) {
-      *err = housekeeping.io_error();
-      ok = false;
-    } else {
+    if (cfg.smoke.enabled) {
+      SmokePlatform platform(ctx);
+      sc_core::sc_start(ns(cfg.limits.max_sim_time_ns));
+      if (req->progress) fputc('\n', stderr);
       summary->seed = cfg.seed;
       summary->sim_time_ns = now_ns();
       fill_smoke_summary(platform, cfg, summary);
+    } else {
+      GuestPlatform platform("guest", ctx);
+      bool config_error = false;
+      if (!platform.create(image.get(), req->console, err, &config_error)) {
+        if (req->bad_input) *req->bad_input = config_error;
+        ok = false;
+      } else {
+        sc_core::sc_start(ns(cfg.limits.max_sim_time_ns));
+        if (req->progress) fputc('\n', stderr);
+        machine_time_limit(platform.get(), cfg.limits.max_sim_time_ns * kPsPerNs, false);
+        if (const char *why = machine_failed(platform.get())) {
+          diag_set(err, "internal error: %s", why);
+          ok = false;
+        } else if (!fill_guest_summary(platform, summary)) {
+          platform_summary_release(summary);
+          diag_set(err, "out of memory writing the summary");
+          ok = false;
+        }
+      }
+    }
+    if (ok && housekeeping.io_failed()) {
+      *err = housekeeping.io_error();
+      ok = false;
     }
   } catch (const sc_core::sc_report &r) {
     diag_set(err, "internal error in SystemC: %s", r.what());

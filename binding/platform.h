@@ -23,13 +23,22 @@ struct platform_run_request {
   const struct sim_config *cfg;
   const char *trace_path;     /* NULL: the trace is hashed but not written */
   bool progress;              /* progress lines on stderr */
+  FILE *console;              /* the guest's console lines also go here; NULL: trace only */
+  bool *bad_input;            /* optional: set when false is returned because the
+                                 configuration cannot run (e.g. a guest kernel that does
+                                 not load, a workload that does not fit) */
 };
 
-/* Runs the simulation. Returns false only for an internal error or an output
- * file that cannot be written (err says which); any guest outcome, including
- * a crash of the guest, is a successful run with summary->outcome set. */
+/* Runs the simulation. Returns false only for an internal error, a configuration the
+ * machine cannot be built from, or an output file that cannot be written (err says
+ * which); any guest outcome, including a crash of the guest, is a successful run with
+ * summary->outcome set. The summary's vcpus and sections arrays are heap copies: free
+ * them with platform_summary_release. */
 bool platform_run(const struct platform_run_request *req, struct run_summary *summary,
                   struct diag *err);
+
+/* Frees what platform_run allocated in *summary (not the struct itself). */
+void platform_summary_release(struct run_summary *summary);
 
 /* "apfsim X.Y.Z (unicorn A.B.C, systemc 2.3.4, ...)" */
 void platform_print_version(FILE *out);

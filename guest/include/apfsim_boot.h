@@ -16,8 +16,12 @@
  *                        (struct apfsim_proc_stats / apfsim_vcpu_stats) the simulator reads
  *                        from guest memory at any time.
  *
+ * Also here: apfsim's own #VE delivery ABI (MSR_APFSIM_VE_INFO, struct apfsim_ve_info),
+ * which both sides implement and no KVM header defines.
+ *
  * Not for: the kernel <-> user-process ABI (guest/include/apfsim_uapi.h), the KVM APF ABI
- * (DESIGN.md §2: MSR numbers belong to the code that implements them).
+ * (DESIGN.md §2: MSR numbers belong to the code that implements them — guest/kernel/kvm.h,
+ * sim/apf/apf.h).
  */
 #ifndef APFSIM_BOOT_H
 #define APFSIM_BOOT_H
@@ -33,7 +37,7 @@
 
 /* Bumped on any change of a struct or rule below. The kernel stamps it into its contract
  * section and checks the boot info's; the loader refuses an image built for another. */
-#define APFSIM_BOOT_VERSION 1u
+#define APFSIM_BOOT_VERSION 2u
 
 /* ---- limits ---------------------------------------------------------------------- */
 #define APFSIM_MAX_VCPUS 64u           /* vCPU sets travel as 64-bit masks (sim/mmu) */
@@ -63,6 +67,10 @@
 #define APFSIM_PORT_PROC_EXIT 0xEC /* out %eax: pid of a process that just exited (informational) */
 #define APFSIM_PORT_HUNG_TASK 0xED /* out %eax: pid the hung-task watchdog found blocked longer
                                       than hung_task_timeout_ns (once per blocked episode) */
+#define APFSIM_PORT_SIGBUS 0xEE    /* out %eax: pid of a process the kernel is killing with SIGBUS
+                                      (a host page error it cannot recover from): its
+                                      apfsim_proc_stats already hold term_signal, sig_code,
+                                      sig_addr, sig_token and sig_rip. PROC_EXIT follows. */
 #define APFSIM_SHUTDOWN_ALL_EXITED 0u
 
 /* ---- interrupt vectors the kernel programs (x2APIC) ------------------------------- */
@@ -79,8 +87,9 @@ enum apfsim_workload_kind {
   APFSIM_WORK_COMPUTE = 0,  /* ops of compute_per_op counter increments */
   APFSIM_WORK_MEMORY = 1,   /* ops of one read-modify-write of a 64-bit word in the working set */
   APFSIM_WORK_MIXED = 2,    /* a memory touch and compute_per_op increments per op */
-  APFSIM_WORK_DAX_READ = 3, /* reserved (issue 7): user loads from the DAX window */
-  APFSIM_WORK_DAX_COPY = 4, /* reserved (issue 7): copy_to_user from the DAX window */
+  APFSIM_WORK_DAX_READ = 3, /* ops of one 8-byte user load from a 64-byte line of the DAX window */
+  APFSIM_WORK_DAX_COPY = 4, /* ops of one system call copying a 64-byte line of the DAX window
+                               into a user buffer (copy_to_user; -EFAULT on a page error) */
 };
 enum apfsim_access_pattern {
   APFSIM_ACCESS_SEQUENTIAL = 0, /* next 64-byte line, wrapping */
@@ -104,14 +113,17 @@ enum apfsim_nmi_cr2_policy {
 };
 enum apfsim_not_present_delivery {
   APFSIM_NP_PF = 0, /* APF not-present as #PF (error code 0, CR2 = token) */
-  APFSIM_NP_VE = 1, /* as #VE with its own info area (issue 7) */
+  APFSIM_NP_VE = 1, /* as #VE (vector 20) with its own info area (struct apfsim_ve_info);
+                       needs apf_protocol 2020 (page-ready stays the interrupt) */
 };
 
 /* boot_info.flags */
 #define APFSIM_BOOT_F_NMI_READS_USER_STACK (1u << 0) /* perf-like user call chain in the NMI */
 #define APFSIM_BOOT_F_APF_SEND_ALWAYS (1u << 1)      /* guest sets MSR_KVM_ASYNC_PF_EN bit 1 */
-#define APFSIM_BOOT_F_APF_PAGE_ERROR (1u << 2)       /* guest opts in to ready_flags (EN bit 4) */
-#define APFSIM_BOOT_F_KNOWN 0x7u
+#define APFSIM_BOOT_F_APF_PAGE_ERROR (1u << 2)       /* guest opts in to ready_flags (EN bit 4; 2020 only) */
+#define APFSIM_BOOT_F_VE_PAGE_ERROR (1u << 3)        /* guest opts in to synchronous page errors
+                                                        by #VE (MSR_APFSIM_VE_INFO bit 2) */
+#define APFSIM_BOOT_F_KNOWN 0xfu
 
 /* One <process> element of the configuration: `count` identical processes. */
 struct apfsim_workload_class {
@@ -145,8 +157,9 @@ struct apfsim_boot_info {
   uint32_t not_present_delivery; /* 0x54 enum apfsim_not_present_delivery */
   uint32_t flags;                /* 0x58 APFSIM_BOOT_F_* */
   uint32_t page_ready_vector;    /* 0x5c 32..255, != the kernel's own vectors */
-  uint64_t dax_gpa;              /* 0x60 DAX window (0 bytes = none), above ram_bytes */
-  uint64_t dax_bytes;            /* 0x68 */
+  uint64_t dax_gpa;              /* 0x60 DAX window (0 bytes = none): 4 KiB aligned, at or
+                                          above ram_bytes, below 2^47 (apfsim_guest_layout) */
+  uint64_t dax_bytes;            /* 0x68 4 KiB multiple */
   uint64_t reserved[18];         /* 0x70 zero */
   struct apfsim_workload_class classes[APFSIM_MAX_WORKLOAD_CLASSES]; /* 0x100 */
 };
@@ -206,9 +219,17 @@ enum apfsim_proc_state {
   APFSIM_PROC_UNUSED = 0,
   APFSIM_PROC_RUNNABLE = 1,
   APFSIM_PROC_RUNNING = 2,
-  APFSIM_PROC_SLEEPING = 3, /* blocked in the kernel (APF wait, issue 6) */
+  APFSIM_PROC_SLEEPING = 3, /* blocked in the kernel (an APF wait: apf_token says on what) */
   APFSIM_PROC_EXITED = 4,
 };
+
+/* Fatal signals the kernel sends (Linux numbers) and why (apfsim's own codes). */
+#define APFSIM_SIGBUS 7u
+#define APFSIM_SIGBUS_APF_PAGE_ERROR 1u /* page-ready with ready_flags PAGE_ERROR woke the task:
+                                           sig_token is the token, sig_addr 0 (the guest never
+                                           learns the address of a #PF-delivered APF) */
+#define APFSIM_SIGBUS_VE_PAGE_ERROR 2u  /* synchronous #VE page error on a user access:
+                                           sig_addr is the #VE's guest-linear address */
 
 struct apfsim_proc_stats {
   uint32_t state;          /* 0x00 enum apfsim_proc_state */
@@ -221,16 +242,27 @@ struct apfsim_proc_stats {
   uint64_t range_bytes;    /* 0x20 */
   uint64_t ops_target;     /* 0x28 0 = unbounded */
   uint64_t ops_done;       /* 0x30 reported by the process (APFSIM_SYS_REPORT_OPS) */
-  uint64_t demand_faults;  /* 0x38 pages mapped on first touch */
+  uint64_t demand_faults;  /* 0x38 pages mapped on first touch (DAX pages included) */
   uint64_t start_tsc;      /* 0x40 first time on a vCPU */
   uint64_t exit_tsc;       /* 0x48 */
   uint64_t run_tsc;        /* 0x50 TSC ticks spent on a vCPU */
   uint64_t switches_in;    /* 0x58 times scheduled in */
-  int64_t exit_code;       /* 0x60 */
+  int64_t exit_code;       /* 0x60 128 + signal when killed by one */
   uint64_t syscalls;       /* 0x68 */
-  uint64_t reserved[2];    /* 0x70 */
+  uint32_t term_signal;    /* 0x70 0, or the signal that killed it (APFSIM_SIGBUS) */
+  uint32_t sig_code;       /* 0x74 APFSIM_SIGBUS_* */
+  uint64_t sig_addr;       /* 0x78 faulting address when the guest knows it, else 0 */
+  uint64_t sig_token;      /* 0x80 APF token of the failed page, else 0 */
+  uint64_t sig_rip;        /* 0x88 user RIP of the instruction that could not complete */
+  uint64_t apf_waits;      /* 0x90 APF not-present events taken by this task (a sleep or a dummy) */
+  uint64_t apf_wait_tsc;   /* 0x98 TSC ticks asleep on APF tokens */
+  uint64_t apf_token;      /* 0xa0 token this task sleeps on now, 0 if none */
+  uint64_t efaults;        /* 0xa8 DAX copies that failed with -EFAULT (page error, fixed up) */
+  uint64_t reserved[2];    /* 0xb0 */
 };
-APFSIM_STATIC_ASSERT(sizeof(struct apfsim_proc_stats) == 128, "proc stats are 128 bytes");
+APFSIM_STATIC_ASSERT(offsetof(struct apfsim_proc_stats, term_signal) == 0x70, "proc stats layout");
+APFSIM_STATIC_ASSERT(offsetof(struct apfsim_proc_stats, efaults) == 0xa8, "proc stats layout");
+APFSIM_STATIC_ASSERT(sizeof(struct apfsim_proc_stats) == 192, "proc stats are 192 bytes");
 
 struct apfsim_vcpu_stats {
   uint32_t online;          /* 0x00 1 once the vCPU finished its kernel init */
@@ -240,17 +272,75 @@ struct apfsim_vcpu_stats {
   uint64_t idle_halts;      /* 0x18 hlt executed by the idle loop */
   uint64_t idle_tsc;        /* 0x20 TSC ticks in the idle loop's hlt */
   uint64_t syscalls;        /* 0x28 */
-  uint64_t page_faults;     /* 0x30 every #PF taken */
+  uint64_t page_faults;     /* 0x30 #PF taken that were not APF events */
   uint64_t demand_faults;   /* 0x38 */
   uint64_t nmis;            /* 0x40 NMI handler runs (a latched repeat counts again) */
   uint64_t nmi_nested;      /* 0x48 NMIs that arrived while one was running */
-  uint64_t nmi_user_reads;  /* 0x50 user stack words read by the NMI */
+  uint64_t nmi_user_reads;  /* 0x50 user stack reads by the NMI (stack dump and frames) */
   uint64_t nmi_user_faults; /* 0x58 NMI user reads that faulted (fixup) */
   uint64_t interrupts;      /* 0x60 external interrupts and IPIs */
   uint64_t ipis_sent;       /* 0x68 */
-  uint64_t reserved[2];     /* 0x70 */
+  /* APF guest side (issue 6/7) */
+  uint64_t apf_not_present; /* 0x70 not-present events handled (#PF flags/reason 1, or #VE) */
+  uint64_t apf_page_ready;  /* 0x78 page-ready events (interrupt, or #PF reason 2) */
+  uint64_t apf_wake_all;    /* 0x80 of those, token 0xffffffff */
+  uint64_t apf_dummy_created;  /* 0x88 a wake found no sleeper: dummy node left */
+  uint64_t apf_dummy_consumed; /* 0x90 a not-present found its dummy: no sleep */
+  uint64_t apf_dummy_dropped;  /* 0x98 dummies removed by a wake-all */
+  uint64_t apf_sleeps;      /* 0xa0 waits that scheduled another task */
+  uint64_t apf_halt_waits;  /* 0xa8 waits that halted the vCPU (2010: kernel mode, idle) */
+  uint64_t apf_page_errors; /* 0xb0 page-ready events with ready_flags PAGE_ERROR */
+  uint64_t ve_exceptions;   /* 0xb8 #VE taken */
+  uint64_t efault_fixups;   /* 0xc0 kernel accesses hit by a page error, fixed up (-EFAULT) */
+  uint64_t nmi_apf_stashed; /* 0xc8 NMIs that found the APF word set and stashed it */
+  uint32_t apf_enabled;     /* 0xd0 enum apfsim_apf_protocol the guest enabled (2 or 3), 0 if none */
+  uint32_t apf_halt_token;  /* 0xd4 token this vCPU halt-waits on now (2010), 0 if none */
+  uint64_t apf_halt_since_tsc; /* 0xd8 TSC when that wait began */
+  uint64_t apf_area_gpa;    /* 0xe0 shared area written to MSR_KVM_ASYNC_PF_EN, 0 if none */
+  uint64_t ve_info_gpa;     /* 0xe8 #VE info area written to MSR_APFSIM_VE_INFO, 0 if none */
+  uint64_t sigbus_kills;    /* 0xf0 processes this vCPU killed with SIGBUS */
+  uint64_t spurious_page_ready; /* 0xf8 page-ready interrupts while APF was off */
 };
-APFSIM_STATIC_ASSERT(sizeof(struct apfsim_vcpu_stats) == 128, "vCPU stats are 128 bytes");
+APFSIM_STATIC_ASSERT(offsetof(struct apfsim_vcpu_stats, apf_not_present) == 0x70, "vCPU stats layout");
+APFSIM_STATIC_ASSERT(offsetof(struct apfsim_vcpu_stats, apf_enabled) == 0xd0, "vCPU stats layout");
+APFSIM_STATIC_ASSERT(sizeof(struct apfsim_vcpu_stats) == 256, "vCPU stats are 256 bytes");
+
+/* ---- #VE information area: apfsim's own ABI (guest <-> host) ------------------------
+ * A per-vCPU 64-byte area the guest registers with MSR_APFSIM_VE_INFO. Its first fields
+ * follow the SDM's virtualization-exception information area (vol. 3C §25.5.7.2: exit
+ * reason at 0, busy word at 4, guest-linear address at 16, guest-physical at 24); apfsim
+ * uses the exit-qualification slot (8) for the APF token and defines its own reasons.
+ * Host: deliver #VE (vector 20, no error code, RIP = the faulting instruction, a fault)
+ * only while `busy` is 0; fill the fields, set busy = APFSIM_VE_BUSY, then deliver.
+ * Guest: read every field, then write busy = 0 (releases the area), then act. While busy,
+ * further events that would be #VEs must be handled another way (host exit/sync fault).
+ * The MSR number is in KVM's range 0x4b564dxx but not a KVM MSR (KVM uses 0x00-0x08): it
+ * exists only in apfsim. */
+#define MSR_APFSIM_VE_INFO 0x4b564df0u
+#define APFSIM_VE_INFO_ENABLE (1ull << 0)      /* area valid; #VE may be delivered */
+#define APFSIM_VE_INFO_NOT_PRESENT (1ull << 1) /* deliver APF not-present as #VE, not #PF */
+#define APFSIM_VE_INFO_PAGE_ERROR (1ull << 2)  /* deliver host page errors as a synchronous #VE */
+#define APFSIM_VE_INFO_RESERVED 0x38ull        /* bits 5:3: #GP; bits 63:6 = area GPA */
+
+#define APFSIM_VE_BUSY 0xffffffffu
+#define APFSIM_VE_REASON_NOT_PRESENT 1u /* APF page not present: sleep on `token` */
+#define APFSIM_VE_REASON_PAGE_ERROR 2u  /* the host cannot provide the page at gva/gpa */
+
+struct apfsim_ve_info {
+  uint32_t reason; /* 0x00 APFSIM_VE_REASON_* */
+  uint32_t busy;   /* 0x04 APFSIM_VE_BUSY while the guest has not released the area, else 0 */
+  uint64_t token;  /* 0x08 APF token (NOT_PRESENT), 0 otherwise */
+  uint64_t gva;    /* 0x10 guest-linear address of the access */
+  uint64_t gpa;    /* 0x18 guest-physical address of the access */
+  uint32_t access; /* 0x20 APFSIM_VE_ACCESS_* bits */
+  uint32_t reserved0; /* 0x24 */
+  uint64_t reserved[3]; /* 0x28 */
+};
+#define APFSIM_VE_ACCESS_WRITE (1u << 0)
+#define APFSIM_VE_ACCESS_FETCH (1u << 1)
+#define APFSIM_VE_ACCESS_USER (1u << 2)  /* CPL 3 */
+APFSIM_STATIC_ASSERT(offsetof(struct apfsim_ve_info, gva) == 0x10, "#VE info layout");
+APFSIM_STATIC_ASSERT(sizeof(struct apfsim_ve_info) == 64, "#VE info area is 64 bytes");
 
 /* ---- panic record: guest -> simulator (APFSIM_PORT_PANIC) ------------------------- */
 #define APFSIM_PANIC_MAGIC 0x43494e4150ull /* "PANIC" */
@@ -296,6 +386,12 @@ static inline int apfsim_kind_uses_ws(uint32_t kind) {
   return kind == APFSIM_WORK_MEMORY || kind == APFSIM_WORK_MIXED;
 }
 
+/* DAX kinds have no working set: they use the boot info's DAX window (shared by every
+ * process, as one file mapped by several), sequential or random lines of it. */
+static inline int apfsim_kind_uses_dax(uint32_t kind) {
+  return kind == APFSIM_WORK_DAX_READ || kind == APFSIM_WORK_DAX_COPY;
+}
+
 static inline void apfsim_proc_layout(const struct apfsim_workload_class *c, struct apfsim_proc_layout *l) {
   uint64_t ws = apfsim_kind_uses_ws(c->kind) ? apfsim_align_up(c->working_set_bytes, APFSIM_PAGE_SIZE) : 0;
   uint64_t zipf = (ws && c->pattern == APFSIM_ACCESS_ZIPF)
@@ -335,11 +431,17 @@ static inline const char *apfsim_guest_layout(const struct apfsim_boot_info *bi,
   uint64_t n = 0, user = 0, pool = 0x100000; /* 1 MiB slack for small allocations */
   if (bi->n_vcpus == 0 || bi->n_vcpus > APFSIM_MAX_VCPUS) return "n_vcpus out of range";
   if (bi->n_classes > APFSIM_MAX_WORKLOAD_CLASSES) return "too many workload classes";
+  if (bi->dax_bytes) {
+    if ((bi->dax_gpa | bi->dax_bytes) & (APFSIM_PAGE_SIZE - 1)) return "DAX window not 4 KiB aligned";
+    if (bi->dax_gpa < bi->ram_bytes) return "DAX window overlaps guest RAM";
+    if (bi->dax_gpa >= (1ull << 47) || bi->dax_bytes > (1ull << 47) - bi->dax_gpa) return "DAX window beyond 2^47";
+  }
   for (uint32_t i = 0; i < bi->n_classes; i++) {
     struct apfsim_proc_layout l;
     const struct apfsim_workload_class *c = &bi->classes[i];
     if (c->count == 0) return "workload class with count 0";
     if (c->working_set_bytes > (1ull << 40)) return "working set larger than 1 TiB";
+    if (apfsim_kind_uses_dax(c->kind) && bi->dax_bytes == 0) return "a DAX workload needs a DAX window";
     apfsim_proc_layout(c, &l);
     n += c->count;
     if (n > APFSIM_MAX_PROCESSES) return "more processes than APFSIM_MAX_PROCESSES";
@@ -347,6 +449,10 @@ static inline const char *apfsim_guest_layout(const struct apfsim_boot_info *bi,
     /* task page + kernel stack + PML4 + PDPT + the range's PDs/PTs */
     pool += (uint64_t)c->count * (APFSIM_PAGE_SIZE + APFSIM_KSTACK_BYTES +
                                   (2 + apfsim_pt_pages_for(l.range_bytes)) * APFSIM_PAGE_SIZE);
+    /* a DAX process maps the window in its own tables: its PDs/PTs, and a PDPT if the
+     * window lies beyond the first 512 GiB */
+    if (apfsim_kind_uses_dax(c->kind))
+      pool += (uint64_t)c->count * (1 + apfsim_pt_pages_for(bi->dax_bytes)) * APFSIM_PAGE_SIZE;
   }
   pool += (uint64_t)bi->n_vcpus * 3 * APFSIM_IST_BYTES;
   /* the kernel's own tables: shared PTs of the kernel region and PDs over all RAM */

@@ -22,6 +22,9 @@
 #define SYS_exit 60          /* (code) -> does not return */
 #define SYS_clock_ns 228     /* () -> nanoseconds since boot, from rdtsc (Linux: clock_gettime) */
 #define SYS_report_ops 1000  /* (n) -> total: add n completed operations to this process's count */
+#define SYS_dax_read 1001    /* (offset, buf, len) -> bytes copied from the DAX window at offset
+                                into buf, or -EFAULT if none could be (Linux read(2) on a DAX
+                                file: copy_to_user from the kernel's mapping of the window) */
 
 #define UAPI_EFAULT 14
 #define UAPI_EINVAL 22
@@ -43,6 +46,17 @@ struct apfsim_user_params {
   uint64_t ws_base;        /* working set [ws_base, ws_base + ws_bytes) */
   uint64_t ws_bytes;
   uint64_t zipf_base;      /* room for ws_bytes / 4096 uint64_t prefix sums */
+  uint64_t dax_base;       /* DAX window [dax_base, dax_base + dax_bytes) (DAX kinds) */
+  uint64_t dax_bytes;
+  uint32_t flags;          /* APFSIM_USER_F_* */
+  uint32_t reserved0;
 };
+
+/* The memory op does its working-set access with RSP moved onto a never-touched page of
+ * its stack (APFSIM_USER_FRESH_STACK_DROP below the current RSP), as a function with a
+ * large frame does before it first writes it. Set when the NMI reads user stacks: an NMI
+ * that samples the user stack there takes a real guest #PF (DESIGN.md §2 "The race"). */
+#define APFSIM_USER_F_FRESH_STACK_ACCESS (1u << 0)
+#define APFSIM_USER_FRESH_STACK_DROP 0x8000u /* 32 KiB: inside the 64 KiB stack, never touched */
 
 #endif

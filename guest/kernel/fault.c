@@ -6,9 +6,12 @@
  * Both read-and-reset the APF word and, if it is set, hand the event to kvm.c — that is
  * where the "is this an async page fault?" decision is made. Everything else is an
  * ordinary fault: demand-zero for a not-present user page in the current process's areas,
+ * the DAX window mapped on first touch for DAX processes (user read-only for dax-read, a
+ * supervisor mapping for dax-copy's kernel copies: the kernel's mapping of the window),
  * the exception-table fixup for a kernel access to user memory that cannot be served, and
  * die() (guest_panic) for anything else — including user faults outside the process's
  * areas, which a real kernel would turn into SIGSEGV: here a workload bug ends the run.
+ * A fault from user mode returns through exit_to_user_mode(): reschedule, fatal signals.
  */
 #include "kvm.h"
 #include "mm.h"
@@ -48,6 +51,11 @@ static void handle_page_fault(struct pt_regs *regs, uint64_t error_code, uint64_
       local_irq_disable();
       return;
     }
+    if (!(error_code & (PF_PROT | PF_WRITE)) && in_dax_area(t, address, APFSIM_WORK_DAX_READ)) {
+      handle_dax_fault(t, address, true);
+      local_irq_disable();
+      return;
+    }
     die(regs, address, "user page fault outside the process's memory");
   }
 
@@ -59,6 +67,12 @@ static void handle_page_fault(struct pt_regs *regs, uint64_t error_code, uint64_
     local_irq_disable();
     return;
   }
+  if (pc->nmi_depth == 0 && !(error_code & (PF_PROT | PF_WRITE)) && in_dax_area(t, address, APFSIM_WORK_DAX_COPY)) {
+    if (irqs) local_irq_enable();
+    handle_dax_fault(t, address, false);
+    local_irq_disable();
+    return;
+  }
   if (fixup_exception(regs)) return;
   die(regs, address, "kernel page fault");
 }
@@ -66,8 +80,8 @@ static void handle_page_fault(struct pt_regs *regs, uint64_t error_code, uint64_
 void exc_page_fault(struct pt_regs *regs, uint64_t error_code, uint64_t address) {
   /* The APF check (Linux 5.8+ exc_page_fault -> kvm_handle_async_pf) */
   uint32_t flags = kvm_read_and_reset_apf_flags();
-  if (unlikely(flags) && kvm_handle_async_pf(regs, error_code, address, flags)) return;
-  handle_page_fault(regs, error_code, address);
+  if (!unlikely(flags) || !kvm_handle_async_pf(regs, address, flags)) handle_page_fault(regs, error_code, address);
+  if (user_mode(regs)) exit_to_user_mode();
 }
 
 void exc_page_fault_reason_first(struct pt_regs *regs, uint64_t error_code) {
@@ -75,6 +89,6 @@ void exc_page_fault_reason_first(struct pt_regs *regs, uint64_t error_code) {
    * afterwards (in do_page_fault) — a different race window from the 5.3+ order. */
   uint32_t reason = kvm_read_and_reset_apf_flags();
   uint64_t address = read_cr2();
-  if (unlikely(reason) && kvm_handle_async_pf(regs, error_code, address, reason)) return;
-  handle_page_fault(regs, error_code, address);
+  if (!unlikely(reason) || !kvm_handle_async_pf(regs, address, reason)) handle_page_fault(regs, error_code, address);
+  if (user_mode(regs)) exit_to_user_mode();
 }

@@ -81,14 +81,19 @@ static void boot_info_init(const struct apfsim_boot_info *bi) {
   if (b->pf_entry_order > APFSIM_PF_REASON_FIRST) panic("boot info: pf_entry_order %u unknown", b->pf_entry_order);
   if (b->nmi_cr2_policy > APFSIM_NMI_CR2_STASH_REASON) panic("boot info: nmi_cr2_policy %u unknown", b->nmi_cr2_policy);
   if (b->not_present_delivery > APFSIM_NP_VE) panic("boot info: not_present_delivery %u unknown", b->not_present_delivery);
-  if (b->not_present_delivery == APFSIM_NP_VE) panic("boot info: not-present delivery by #VE is not implemented yet");
+  if (b->not_present_delivery == APFSIM_NP_VE && b->apf_protocol != APFSIM_APF_2020)
+    panic("boot info: not-present delivery by #VE needs apf_protocol 2020");
   if (b->flags & ~APFSIM_BOOT_F_KNOWN) panic("boot info: unknown flags %#x", b->flags & ~APFSIM_BOOT_F_KNOWN);
+  if ((b->flags & APFSIM_BOOT_F_APF_PAGE_ERROR) && b->apf_protocol != APFSIM_APF_2020)
+    panic("boot info: APF page-error reporting is an extension of apf_protocol 2020");
   if (b->page_ready_vector < 32 || b->page_ready_vector > 255 || own_vector(b->page_ready_vector))
     panic("boot info: page_ready_vector %#x is not a free vector", b->page_ready_vector);
   for (uint32_t i = 0; i < b->n_classes && i < APFSIM_MAX_WORKLOAD_CLASSES; i++) {
     const struct apfsim_workload_class *c = &b->classes[i];
-    if (c->kind > APFSIM_WORK_MIXED) panic("boot info: class %u: workload kind %u is not implemented", i, c->kind);
+    if (c->kind > APFSIM_WORK_DAX_COPY) panic("boot info: class %u: workload kind %u unknown", i, c->kind);
     if (c->pattern > APFSIM_ACCESS_ZIPF) panic("boot info: class %u: access pattern %u unknown", i, c->pattern);
+    if (apfsim_kind_uses_dax(c->kind) && c->pattern == APFSIM_ACCESS_ZIPF)
+      panic("boot info: class %u: DAX workloads read sequential or random lines, not zipf", i);
     if (apfsim_kind_uses_ws(c->kind) && c->working_set_bytes < APFSIM_PAGE_SIZE)
       panic("boot info: class %u: a memory workload needs a working set of at least one page", i);
   }

@@ -20,9 +20,15 @@ static uint64_t copy_from_user_nmi(void *to, uint64_t from, uint64_t n) {
   return copy_user_generic(to, (const void *)(uintptr_t)from, n);
 }
 
-/* perf_callchain_user(): the user RIP, then return addresses along the frame-pointer
- * chain (the workloads are built with frame pointers). */
-static void perf_callchain_user(struct percpu *pc, const struct pt_regs *regs) {
+/* A perf-like user sample: perf_callchain_user() — the user RIP, then return addresses
+ * along the frame-pointer chain (the workloads are built with frame pointers) — and then,
+ * like PERF_SAMPLE_STACK_USER, the words at the top of the user stack (user RSP). When the
+ * NMI interrupted the kernel, the user context is the frame at the top of the task's
+ * kernel stack; its hardware part (RIP, RSP...) is there from the moment the CPU
+ * delivered the entry, so the stack read targets the interrupted user RSP even at the
+ * first instruction of an entry. Each read that faults is a real guest #PF nested in the
+ * NMI, fixed up; the stack read comes last, so with both faulting CR2 ends at user RSP. */
+static void perf_sample_user(struct percpu *pc, const struct pt_regs *regs) {
   struct task *t = pc->current;
   if (!t->stats) return; /* idle: no user context */
   const struct pt_regs *u = user_mode(regs) ? regs : task_pt_regs(t);
@@ -41,6 +47,9 @@ static void perf_callchain_user(struct percpu *pc, const struct pt_regs *regs) {
     fp = frame[0];
   }
   pc->nmi_chain_len = n;
+
+  pc->stats->nmi_user_reads++;
+  if (copy_from_user_nmi(pc->nmi_stack_dump, u->rsp, sizeof pc->nmi_stack_dump)) pc->stats->nmi_user_faults++;
 }
 
 void exc_nmi(struct pt_regs *regs) {
@@ -52,7 +61,7 @@ void exc_nmi(struct pt_regs *regs) {
   if (policy != APFSIM_NMI_CR2_NONE) pc->nmi_saved_cr2 = read_cr2();
   if (policy == APFSIM_NMI_CR2_STASH_REASON) kvm_nmi_stash_apf_reason();
 
-  if (boot_info.flags & APFSIM_BOOT_F_NMI_READS_USER_STACK) perf_callchain_user(pc, regs);
+  if (boot_info.flags & APFSIM_BOOT_F_NMI_READS_USER_STACK) perf_sample_user(pc, regs);
 
   if (policy == APFSIM_NMI_CR2_STASH_REASON) kvm_nmi_restore_apf_reason();
   if (policy != APFSIM_NMI_CR2_NONE && read_cr2() != pc->nmi_saved_cr2) write_cr2(pc->nmi_saved_cr2);

@@ -50,14 +50,22 @@ struct percpu {
   struct apfsim_vcpu_stats *stats;
   uint64_t gdt[7];          /* null, kcode, kdata, udata, ucode, TSS (2 slots) */
   struct tss64 tss;
-  /* The KVM APF shared area of this vCPU (64-byte aligned, issue 6): flags/reason at 0,
-   * token at 4. Kept here so its address is this vCPU's. */
+  /* The KVM APF shared area of this vCPU (struct kvm_vcpu_pv_apf_data, kvm.h), 64-byte
+   * aligned as MSR_KVM_ASYNC_PF_EN requires. */
   uint8_t apf_area[64] __attribute__((aligned(64)));
-  /* #VE information area (issue 7) */
+  /* The #VE information area (struct apfsim_ve_info), registered with MSR_APFSIM_VE_INFO. */
   uint8_t ve_info[64] __attribute__((aligned(64)));
-  /* Last perf-like user call chain the NMI read (words; count in nmi_chain_len). */
+  /* APF state of this vCPU (kvm.c). Linux keeps `enabled` in the per-CPU apf_reason
+   * beyond the 64 bytes the host writes; here it sits beside it. */
+  uint32_t apf_enabled;     /* enum apfsim_apf_protocol enabled with the host, 0 if none */
+  uint32_t apf_send_error;  /* EN bit 4 accepted: page-ready carries ready_flags */
+  uint32_t ve_enabled;      /* MSR_APFSIM_VE_INFO bits the guest set (APFSIM_VE_INFO_*) */
+  uint32_t nmi_apf_stash;   /* APF flags/reason the NMI took away (stash-reason policy) */
+  /* Last perf-like user samples the NMI read: the call chain (count in nmi_chain_len) and
+   * the words at the top of the user stack (PERF_SAMPLE_STACK_USER-like). */
   uint64_t nmi_chain[8];
   uint32_t nmi_chain_len;
+  uint64_t nmi_stack_dump[8];
   struct apfsim_panic_record panic_record;
 } __attribute__((aligned(64)));
 

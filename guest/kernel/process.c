@@ -52,10 +52,22 @@ void handle_demand_fault(struct task *t, uint64_t addr) {
   this_cpu()->stats->demand_faults++;
 }
 
+bool in_dax_area(const struct task *t, uint64_t addr, uint32_t kind) {
+  return t->stats && t->stats->kind == kind && boot_info.dax_bytes && addr >= boot_info.dax_gpa &&
+         addr - boot_info.dax_gpa < boot_info.dax_bytes;
+}
+
+void handle_dax_fault(struct task *t, uint64_t addr, bool user) {
+  map_user_page(t->cr3, addr & ~(PAGE_SIZE - 1), user ? PTE_US : 0);
+  t->stats->demand_faults++;
+  this_cpu()->stats->demand_faults++;
+}
+
 /* ops between SYS_report_ops calls: about 50k instructions of work per report keeps the
  * system-call overhead near 1% and the count reported at the end of a timed run fresh. */
 static uint32_t report_interval(const struct apfsim_workload_class *c) {
   uint64_t per_op = 2ull * c->compute_per_op + (apfsim_kind_uses_ws(c->kind) ? 30 : 5);
+  if (c->kind == APFSIM_WORK_DAX_COPY) per_op += 150; /* a system call per op */
   uint64_t n = 50000 / per_op;
   return n < 1 ? 1 : n > 4096 ? 4096 : (uint32_t)n;
 }
@@ -99,6 +111,10 @@ static void create_process(uint32_t index, uint32_t class_index, uint64_t base) 
       .ws_base = base + t->layout.ws_off,
       .ws_bytes = t->layout.ws_bytes,
       .zipf_base = base + t->layout.zipf_off,
+      .dax_base = apfsim_kind_uses_dax(c->kind) ? boot_info.dax_gpa : 0,
+      .dax_bytes = apfsim_kind_uses_dax(c->kind) ? boot_info.dax_bytes : 0,
+      .flags = (apfsim_kind_uses_ws(c->kind) && (boot_info.flags & APFSIM_BOOT_F_NMI_READS_USER_STACK))
+                   ? APFSIM_USER_F_FRESH_STACK_ACCESS : 0,
   };
   map_user_page(t->cr3, (uint64_t)p, PTE_US);
 

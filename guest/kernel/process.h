@@ -22,4 +22,10 @@ bool in_demand_area(const struct task *t, uint64_t addr);
  * area). */
 void handle_demand_fault(struct task *t, uint64_t addr);
 
+/* addr is in the boot info's DAX window and t is a DAX process of this kind. */
+bool in_dax_area(const struct task *t, uint64_t addr, uint32_t kind);
+/* Maps the DAX page of addr read-only in t's table, user-accessible or supervisor-only;
+ * its content is the host file's, so it is not zeroed. */
+void handle_dax_fault(struct task *t, uint64_t addr, bool user);
+
 #endif

@@ -128,6 +128,12 @@ void set_current_sleeping(void) {
   WRITE_ONCE(t->state, TASK_SLEEPING);
 }
 
+void set_current_running(void) {
+  struct task *t = current_task();
+  WRITE_ONCE(t->state, TASK_RUNNING);
+  if (t->stats) t->stats->state = APFSIM_PROC_RUNNING;
+}
+
 void wake_up_process(struct task *t) {
   uint64_t flags = spin_lock_irqsave(&rq_lock);
   if (t->state == TASK_SLEEPING) {
@@ -201,6 +207,32 @@ __noreturn void do_exit(int64_t code) {
   }
   schedule();
   panic("dead task %s was scheduled again", t->comm);
+}
+
+void force_sig_bus(struct task *t, uint32_t code, uint64_t addr, uint64_t token, uint64_t rip) {
+  if (!t->stats) panic("SIGBUS for %s (code %u, addr %#llx, token %#llx)", t->comm, code, (unsigned long long)addr,
+                       (unsigned long long)token);
+  if (t->sig_pending) return; /* the first reason is the one reported */
+  t->sig_pending = APFSIM_SIGBUS;
+  t->stats->sig_code = code;
+  t->stats->sig_addr = addr;
+  t->stats->sig_token = token;
+  t->stats->sig_rip = rip;
+}
+
+__noreturn void do_exit_by_signal(void) {
+  local_irq_disable();
+  struct percpu *pc = this_cpu();
+  struct task *t = pc->current;
+  uint32_t sig = t->sig_pending;
+  t->stats->term_signal = sig;
+  pc->stats->sigbus_kills++;
+  printk("pid %u (%s) killed by SIGBUS (%s, addr %#llx, token %#llx, rip %#llx)\n", t->pid, t->comm,
+         t->stats->sig_code == APFSIM_SIGBUS_APF_PAGE_ERROR ? "APF page error" : "#VE page error",
+         (unsigned long long)t->stats->sig_addr, (unsigned long long)t->stats->sig_token,
+         (unsigned long long)t->stats->sig_rip);
+  outl(APFSIM_PORT_SIGBUS, t->pid);
+  do_exit(128 + (int64_t)sig);
 }
 
 void hung_task_check(uint64_t now_ns) {

@@ -30,6 +30,7 @@ struct task {
   struct task *rq_next;
   uint64_t sleep_start_ns;   /* hung-task watchdog */
   int hung_reported;
+  uint32_t sig_pending;      /* a fatal signal to act on at the return to user mode (APFSIM_SIGBUS) */
   struct apfsim_proc_stats *stats; /* NULL for idle */
   /* the process (NULL fields for idle) */
   uint64_t range_base, range_bytes;
@@ -50,6 +51,9 @@ void sched_init_cpu(unsigned cpu);      /* makes the running boot context this v
 /* Marks the current task asleep; the caller then re-checks its condition and calls
  * schedule() (wake_up_process() in between makes that schedule() return at once). */
 void set_current_sleeping(void);
+/* Undoes set_current_sleeping() when the condition turned out true before schedule()
+ * (Linux finish_swait()'s __set_current_state(TASK_RUNNING)). */
+void set_current_running(void);
 void schedule(void);                    /* any IRQ state; returns with the caller's restored */
 void wake_up_process(struct task *t);
 void enqueue_new_task(struct task *t);
@@ -57,6 +61,11 @@ void sched_tick(void);                  /* timer interrupt */
 void sched_resched_ipi(void);           /* RESCHEDULE vector */
 __noreturn void cpu_idle(void);
 __noreturn void do_exit(int64_t code);
+/* Records a fatal SIGBUS for t (its statistics say why); the task dies at its return to
+ * user mode (exit_to_user_mode), as Linux's force_sig() + default action. */
+void force_sig_bus(struct task *t, uint32_t code, uint64_t addr, uint64_t token, uint64_t rip);
+/* The current task dies of its pending signal: reported on APFSIM_PORT_SIGBUS. */
+__noreturn void do_exit_by_signal(void);
 void schedule_tail(struct task *prev);  /* called by ret_from_fork */
 void hung_task_check(uint64_t now_ns);
 

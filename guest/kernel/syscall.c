@@ -28,6 +28,21 @@ static int64_t sys_write(uint64_t fd, uint64_t buf, uint64_t len) {
   return (int64_t)done;
 }
 
+/* read(2) on a virtiofs DAX file, reduced: copy_to_user from the kernel's mapping of the
+ * DAX window (faulted in on first touch, fault.c). A host page error on the window is a
+ * synchronous #VE whose fixup ends the copy early (kvm.c); no byte copied is -EFAULT. */
+static int64_t sys_dax_read(struct task *t, uint64_t off, uint64_t buf, uint64_t len) {
+  if (!boot_info.dax_bytes || t->stats->kind != APFSIM_WORK_DAX_COPY) return -UAPI_EINVAL;
+  if (off >= boot_info.dax_bytes) return 0;
+  if (len > 4096) len = 4096;
+  if (len > boot_info.dax_bytes - off) len = boot_info.dax_bytes - off;
+  if (!access_ok(buf, len)) return -UAPI_EFAULT;
+  uint64_t left = copy_user_generic((void *)(uintptr_t)buf, (const void *)(uintptr_t)(boot_info.dax_gpa + off), len);
+  if (!left) return (int64_t)len;
+  t->stats->efaults++;
+  return left < len ? (int64_t)(len - left) : -UAPI_EFAULT;
+}
+
 void do_syscall(struct pt_regs *regs) {
   struct percpu *pc = this_cpu();
   struct task *t = pc->current;
@@ -51,6 +66,9 @@ void do_syscall(struct pt_regs *regs) {
     do_exit((int64_t)regs->rdi);
   case SYS_clock_ns:
     ret = (int64_t)ktime_ns();
+    break;
+  case SYS_dax_read:
+    ret = sys_dax_read(t, regs->rdi, regs->rsi, regs->rdx);
     break;
   case SYS_report_ops:
     /* t is still current: a task only migrates inside schedule() */

@@ -3,7 +3,8 @@
  *
  * Exceptions other than #PF (fault.c), NMI (nmi.c) and #VE (kvm.c) are not handled: they
  * end the run through die() with vector, RIP, error code, CR2 and the current task — in
- * user mode too (a workload bug), where Linux would send a signal.
+ * user mode too (a workload bug), where Linux would send a signal — except a kernel #GP at
+ * an instruction with an exception-table entry (wrmsr_safe), which resumes at its fixup.
  */
 #include "traps.h"
 
@@ -14,9 +15,15 @@
 #include "syscall.h"
 #include "x86.h"
 
-/* Linux's exit_to_user_mode_loop(), reduced to the one piece of work it has here. */
-static void exit_to_user_mode(void) {
-  while (this_cpu()->need_resched) schedule();
+/* Linux's exit_to_user_mode_loop(), reduced to its two pieces of work here: a fatal
+ * signal (SIGBUS: the task dies) and a reschedule. */
+void exit_to_user_mode(void) {
+  for (;;) {
+    struct percpu *pc = this_cpu();
+    if (pc->current->sig_pending) do_exit_by_signal();
+    if (!pc->need_resched) return;
+    schedule();
+  }
 }
 
 static void timer_interrupt(struct percpu *pc) {
@@ -32,6 +39,8 @@ void do_idt_entry(struct pt_regs *regs) {
 
   if (v == X86_TRAP_VE) {
     exc_virtualization_exception(regs);
+  } else if (v == X86_TRAP_GP && !user_mode(regs) && fixup_exception(regs)) {
+    /* wrmsr_safe */
   } else if (v < 32) {
     die(regs, read_cr2(), "unhandled exception");
   } else if (v == APFSIM_VEC_SYSCALL) {
@@ -47,7 +56,7 @@ void do_idt_entry(struct pt_regs *regs) {
     /* no EOI for a spurious interrupt (SDM vol. 3A §11.9) */
   } else if (v == boot_info.page_ready_vector) {
     pc->stats->interrupts++;
-    kvm_async_pf_intr(regs);
+    sysvec_kvm_asyncpf_interrupt(regs);
   } else {
     die(regs, read_cr2(), "unexpected interrupt vector");
   }

@@ -42,6 +42,9 @@ struct exception_table_entry {
 };
 bool fixup_exception(struct pt_regs *regs);
 
+/* traps.c: the work before any return to user mode (fatal signal, reschedule). */
+void exit_to_user_mode(void);
+
 /* uaccess.S: copies n bytes, returns the number NOT copied (a fault stops it). */
 uint64_t copy_user_generic(void *to, const void *from, uint64_t n);
 

@@ -34,6 +34,30 @@ static inline void wrmsr(uint32_t msr, uint64_t v) {
   __asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
 }
 
+/* wrmsr that returns -1 instead of dying when the MSR raises #GP: the #GP handler
+ * resumes at the fixup through the exception table (Linux's wrmsr_safe). */
+static inline int wrmsr_safe(uint32_t msr, uint64_t v) {
+  int err = 0;
+  __asm__ volatile("1: wrmsr\n"
+                   "2:\n"
+                   ".pushsection __ex_table, \"a\"\n"
+                   ".p2align 3\n"
+                   ".quad 1b, 3f\n"
+                   ".popsection\n"
+                   ".pushsection .text.fixup, \"ax\"\n"
+                   "3: movl $-1, %0\n"
+                   "jmp 2b\n"
+                   ".popsection"
+                   : "+r"(err)
+                   : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32))
+                   : "memory");
+  return err;
+}
+
+static inline void cpuid(uint32_t leaf, uint32_t r[4]) {
+  __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
+}
+
 static inline uint64_t read_cr2(void) {
   uint64_t v;
   __asm__ volatile("mov %%cr2, %0" : "=r"(v));

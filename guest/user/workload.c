@@ -7,7 +7,13 @@
  *            chosen by the pattern: sequential (next line, wrapping), random (uniform line),
  *            zipf (page of rank r with probability ~ r^-s, rank r = r-th page of the working
  *            set, then a uniform line in it);
- *   mixed    a memory op followed by compute_per_op increments.
+ *   mixed    a memory op followed by compute_per_op increments;
+ *   dax-read one 8-byte load from a 64-byte line of the DAX window (sequential or random);
+ *   dax-copy one SYS_dax_read of a 64-byte line of the DAX window into a stack buffer: the
+ *            kernel's copy_to_user, which returns -EFAULT when the host reports a page
+ *            error (the op still counts; the kernel counts the failures).
+ * With APFSIM_USER_F_FRESH_STACK_ACCESS the memory access runs with RSP on a never-touched
+ * stack page (apfsim_uapi.h), so an NMI sampling the user stack there takes a guest #PF.
  * Completed ops are reported every report_every ops and at the end (SYS_report_ops), so
  * the kernel's count lags the truth by less than report_every.
  */
@@ -24,7 +30,7 @@
 struct work {
   const struct apfsim_user_params *p;
   struct prng rng;
-  uint64_t lines;      /* 64-byte lines in the working set */
+  uint64_t lines;      /* 64-byte lines in the working set (or the DAX window) */
   uint64_t next_line;  /* sequential cursor */
   uint64_t pages;
   uint64_t *zipf;      /* prefix sums, one per page */
@@ -49,7 +55,31 @@ static uint64_t pick_line(struct work *w) {
 
 static void memory_op(struct work *w) {
   volatile uint64_t *word = (volatile uint64_t *)(uintptr_t)(w->p->ws_base + pick_line(w) * LINE);
+  if (w->p->flags & APFSIM_USER_F_FRESH_STACK_ACCESS) {
+    /* The read-modify-write with RSP on an untouched stack page; nothing here writes to
+     * the stack (interrupts from CPL3 switch to the kernel stack). */
+    __asm__ volatile("movq %%rsp, %%rdx\n\t"
+                     "subq %[drop], %%rsp\n\t"
+                     "movq (%[word]), %%rax\n\t"
+                     "incq %%rax\n\t"
+                     "movq %%rax, (%[word])\n\t"
+                     "movq %%rdx, %%rsp"
+                     :
+                     : [word] "r"(word), [drop] "i"(APFSIM_USER_FRESH_STACK_DROP)
+                     : "rax", "rdx", "memory");
+    return;
+  }
   *word = *word + 1;
+}
+
+static uint64_t dax_read_op(struct work *w) {
+  return *(volatile const uint64_t *)(uintptr_t)(w->p->dax_base + pick_line(w) * LINE);
+}
+
+static void dax_copy_op(struct work *w) {
+  uint64_t buf[LINE / 8];
+  usys3(SYS_dax_read, (long)(pick_line(w) * LINE), (long)buf, LINE);
+  __asm__ volatile("" ::"r"(buf) : "memory");
 }
 
 static void compute_op(uint32_t n) {
@@ -75,6 +105,8 @@ long user_main(const struct apfsim_user_params *p) {
   prng_seed(&w.rng, p->seed);
   int memory = p->kind == APFSIM_WORK_MEMORY || p->kind == APFSIM_WORK_MIXED;
   int compute = p->kind == APFSIM_WORK_COMPUTE || p->kind == APFSIM_WORK_MIXED;
+  int dax = p->kind == APFSIM_WORK_DAX_READ || p->kind == APFSIM_WORK_DAX_COPY;
+  if (dax) w.lines = p->dax_bytes / LINE;
   if (memory) {
     w.lines = p->ws_bytes / LINE;
     w.pages = p->ws_bytes / 4096;
@@ -86,8 +118,10 @@ long user_main(const struct apfsim_user_params *p) {
     }
   }
 
-  uint64_t unreported = 0;
+  uint64_t unreported = 0, sum = 0;
   for (uint64_t op = 0; p->ops == 0 || op < p->ops; op++) {
+    if (p->kind == APFSIM_WORK_DAX_READ) sum += dax_read_op(&w);
+    if (p->kind == APFSIM_WORK_DAX_COPY) dax_copy_op(&w);
     if (memory) memory_op(&w);
     if (compute) compute_op(p->compute_per_op);
     if (++unreported == p->report_every) {
@@ -96,5 +130,6 @@ long user_main(const struct apfsim_user_params *p) {
     }
   }
   if (unreported) usys1(SYS_report_ops, (long)unreported);
+  __asm__ volatile("" ::"r"(sum));
   return 0;
 }

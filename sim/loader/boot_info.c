@@ -26,9 +26,8 @@ static bool map_class(const struct sim_config *cfg, unsigned i, struct apfsim_wo
   case WORKLOAD_COMPUTE: c->kind = APFSIM_WORK_COMPUTE; break;
   case WORKLOAD_MEMORY: c->kind = APFSIM_WORK_MEMORY; break;
   case WORKLOAD_MIXED: c->kind = APFSIM_WORK_MIXED; break;
-  case WORKLOAD_DAX_READ:
-  case WORKLOAD_DAX_COPY:
-    return fail(err, cfg, field, "DAX workloads are not implemented by the guest kernel yet");
+  case WORKLOAD_DAX_READ: c->kind = APFSIM_WORK_DAX_READ; break;
+  case WORKLOAD_DAX_COPY: c->kind = APFSIM_WORK_DAX_COPY; break;
   default:
     return fail(err, cfg, field, "unknown workload kind");
   }
@@ -38,6 +37,12 @@ static bool map_class(const struct sim_config *cfg, unsigned i, struct apfsim_wo
   case ACCESS_RANDOM: c->pattern = APFSIM_ACCESS_RANDOM; break;
   case ACCESS_ZIPF: c->pattern = APFSIM_ACCESS_ZIPF; break;
   default: return fail(err, cfg, field, "unknown access pattern");
+  }
+  if (apfsim_kind_uses_dax(c->kind) && c->pattern == APFSIM_ACCESS_ZIPF)
+    return fail(err, cfg, field, "DAX workloads read sequential or random lines, not zipf");
+  if (apfsim_kind_uses_dax(c->kind) && !cfg->dax.enabled) {
+    snprintf(field, sizeof field, "workload/process[%u]/@kind", i + 1);
+    return fail(err, cfg, field, "a DAX workload needs the DAX window (dax/@enabled)");
   }
   c->count = p->count;
   c->compute_per_op = p->compute_per_op;
@@ -94,12 +99,26 @@ bool guest_boot_info_from_config(const struct sim_config *cfg, uint64_t apic_tim
   }
   switch (cfg->guest.not_present_delivery) {
   case NOT_PRESENT_PF: bi->not_present_delivery = APFSIM_NP_PF; break;
-  case NOT_PRESENT_VE: return fail(err, cfg, "guest/not-present-delivery", "#VE delivery is not implemented by the guest kernel yet");
+  case NOT_PRESENT_VE:
+    if (bi->apf_protocol != APFSIM_APF_2020)
+      return fail(err, cfg, "guest/not-present-delivery", "#VE delivery of not-present events needs apf/protocol 2020");
+    bi->not_present_delivery = APFSIM_NP_VE;
+    break;
   default: return fail(err, cfg, "guest/not-present-delivery", "unknown delivery");
   }
   if (cfg->guest.nmi_reads_user_stack) bi->flags |= APFSIM_BOOT_F_NMI_READS_USER_STACK;
   if (cfg->apf.send_always) bi->flags |= APFSIM_BOOT_F_APF_SEND_ALWAYS;
-  if (cfg->apf.error_reporting == APF_ERR_PAGE_READY) bi->flags |= APFSIM_BOOT_F_APF_PAGE_ERROR;
+  switch (cfg->apf.error_reporting) {
+  case APF_ERR_NONE:
+  case APF_ERR_FORCE_SYNC: break; /* host-side only */
+  case APF_ERR_PAGE_READY:
+    if (bi->apf_protocol != APFSIM_APF_2020)
+      return fail(err, cfg, "apf/error-reporting", "page-ready error reporting is an extension of apf/protocol 2020");
+    bi->flags |= APFSIM_BOOT_F_APF_PAGE_ERROR;
+    break;
+  case APF_ERR_SYNC_EXCEPTION: bi->flags |= APFSIM_BOOT_F_VE_PAGE_ERROR; break;
+  default: return fail(err, cfg, "apf/error-reporting", "unknown error reporting");
+  }
   bi->page_ready_vector = cfg->apf.page_ready_vector;
   if (bi->page_ready_vector < 32 || kernel_vector(bi->page_ready_vector))
     return fail(err, cfg, "apf/page-ready-vector",
@@ -107,6 +126,11 @@ bool guest_boot_info_from_config(const struct sim_config *cfg, uint64_t apic_tim
   if (cfg->dax.enabled) {
     bi->dax_gpa = cfg->dax.window_gpa;
     bi->dax_bytes = cfg->dax.window_bytes;
+    if ((bi->dax_gpa | bi->dax_bytes) % APFSIM_PAGE_SIZE || bi->dax_bytes == 0)
+      return fail(err, cfg, "dax/window-gpa", "the DAX window must be a non-empty range of whole 4 KiB pages");
+    if (bi->dax_gpa < bi->ram_bytes) return fail(err, cfg, "dax/window-gpa", "the DAX window must lie above guest RAM");
+    if (bi->dax_gpa >= UINT64_C(1) << 47 || bi->dax_bytes > (UINT64_C(1) << 47) - bi->dax_gpa)
+      return fail(err, cfg, "dax/window-gpa", "the DAX window must end below 2^47");
   }
 
   if (cfg->workload.n_processes > APFSIM_MAX_WORKLOAD_CLASSES)

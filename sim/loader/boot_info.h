@@ -27,7 +27,8 @@
 /* Fills *bi from a validated configuration. The TSC counts at costs/cpu-frequency; the
  * APIC timer at apic_timer_khz (GUEST_APIC_TIMER_KHZ_KVM unless the APIC model says
  * otherwise). Fails, naming the configuration field, for what this guest kernel cannot do
- * (too little RAM, #VE delivery, DAX workloads, a vector the kernel uses itself). */
+ * (too little RAM, #VE delivery or page-ready errors without the 2020 protocol, DAX
+ * workloads without a DAX window or with zipf lines, a vector the kernel uses itself). */
 bool guest_boot_info_from_config(const struct sim_config *cfg, uint64_t apic_timer_khz, struct apfsim_boot_info *bi,
                                  struct diag *err);
 

@@ -44,7 +44,7 @@ static struct sim_config *workload_config(void) {
   cfg->apf.protocol = APF_2010;
   cfg->apf.send_always = true;
   cfg->apf.page_ready_vector = 0xf3;
-  cfg->apf.error_reporting = APF_ERR_PAGE_READY;
+  cfg->apf.error_reporting = APF_ERR_SYNC_EXCEPTION;
   cfg->workload.n_processes = 2;
   cfg->workload.processes[0] = (struct process_config){.kind = WORKLOAD_COMPUTE, .pattern = ACCESS_RANDOM, .count = 2,
                                                        .working_set_bytes = 1 << 20, .ops = 100, .compute_per_op = 1000};
@@ -74,7 +74,7 @@ static void every_field_comes_from_the_config(void **state) {
   assert_int_equal(bi.pf_entry_order, APFSIM_PF_REASON_FIRST);
   assert_int_equal(bi.nmi_cr2_policy, APFSIM_NMI_CR2_STASH_REASON);
   assert_int_equal(bi.not_present_delivery, APFSIM_NP_PF);
-  assert_int_equal(bi.flags, APFSIM_BOOT_F_NMI_READS_USER_STACK | APFSIM_BOOT_F_APF_SEND_ALWAYS | APFSIM_BOOT_F_APF_PAGE_ERROR);
+  assert_int_equal(bi.flags, APFSIM_BOOT_F_NMI_READS_USER_STACK | APFSIM_BOOT_F_APF_SEND_ALWAYS | APFSIM_BOOT_F_VE_PAGE_ERROR);
   assert_int_equal(bi.page_ready_vector, 0xf3);
   assert_int_equal(bi.dax_bytes, 0);
   assert_int_equal(bi.n_classes, 2);
@@ -105,6 +105,42 @@ static void defaults_give_a_bootable_info(void **state) {
   free(cfg);
 }
 
+/* The guest variants of issue 7: #VE delivery, page-ready errors (2020 only), DAX kinds. */
+static void race_and_truncation_variants_map_to_the_boot_info(void **state) {
+  (void)state;
+  struct apfsim_boot_info bi;
+  struct diag d = {{0}};
+  struct sim_config *cfg = workload_config();
+  cfg->apf.protocol = APF_2020;
+  cfg->apf.error_reporting = APF_ERR_PAGE_READY;
+  cfg->guest.not_present_delivery = NOT_PRESENT_VE;
+  cfg->dax.enabled = true;
+  cfg->dax.window_gpa = UINT64_C(0x100000000);
+  cfg->dax.window_bytes = 8 << 20;
+  cfg->workload.processes[0].kind = WORKLOAD_DAX_READ;
+  cfg->workload.processes[0].pattern = ACCESS_SEQUENTIAL;
+  cfg->workload.processes[1].kind = WORKLOAD_DAX_COPY;
+  cfg->workload.processes[1].pattern = ACCESS_RANDOM;
+  assert_true(guest_boot_info_from_config(cfg, GUEST_APIC_TIMER_KHZ_KVM, &bi, &d));
+  assert_int_equal(bi.not_present_delivery, APFSIM_NP_VE);
+  assert_int_equal(bi.flags, APFSIM_BOOT_F_NMI_READS_USER_STACK | APFSIM_BOOT_F_APF_SEND_ALWAYS | APFSIM_BOOT_F_APF_PAGE_ERROR);
+  assert_int_equal(bi.dax_gpa, UINT64_C(0x100000000));
+  assert_int_equal(bi.dax_bytes, 8 << 20);
+  assert_int_equal(bi.classes[0].kind, APFSIM_WORK_DAX_READ);
+  assert_int_equal(bi.classes[0].working_set_bytes, 0);
+  assert_int_equal(bi.classes[1].kind, APFSIM_WORK_DAX_COPY);
+  /* DAX processes need page tables for the window: it fits, and the pool grew */
+  struct apfsim_guest_layout with, without;
+  assert_null(apfsim_guest_layout(&bi, img->contract.image_end, &with));
+  bi.dax_bytes = 4096;
+  assert_null(apfsim_guest_layout(&bi, img->contract.image_end, &without));
+  assert_true(with.user_start >= without.user_start);
+  cfg->apf.error_reporting = APF_ERR_FORCE_SYNC;
+  assert_true(guest_boot_info_from_config(cfg, GUEST_APIC_TIMER_KHZ_KVM, &bi, &d));
+  assert_int_equal(bi.flags, APFSIM_BOOT_F_NMI_READS_USER_STACK | APFSIM_BOOT_F_APF_SEND_ALWAYS);
+  free(cfg);
+}
+
 /* What the guest kernel cannot do is refused with the configuration field. */
 static void unsupported_settings_name_their_field(void **state) {
   (void)state;
@@ -124,16 +160,29 @@ static void unsupported_settings_name_their_field(void **state) {
   assert_string_equal(d.msg, "test.xml: machine/guest-memory: the guest kernel needs at least 16 MiB, in whole 2 MiB");
   free(cfg);
 
-  cfg = workload_config();
+  cfg = workload_config(); /* protocol 2010 */
   cfg->guest.not_present_delivery = NOT_PRESENT_VE;
   assert_false(guest_boot_info_from_config(cfg, GUEST_APIC_TIMER_KHZ_KVM, &bi, &d));
-  assert_string_equal(d.msg, "test.xml: guest/not-present-delivery: #VE delivery is not implemented by the guest kernel yet");
+  assert_string_equal(d.msg, "test.xml: guest/not-present-delivery: #VE delivery of not-present events needs apf/protocol 2020");
+  free(cfg);
+
+  cfg = workload_config();
+  cfg->apf.error_reporting = APF_ERR_PAGE_READY;
+  assert_false(guest_boot_info_from_config(cfg, GUEST_APIC_TIMER_KHZ_KVM, &bi, &d));
+  assert_string_equal(d.msg, "test.xml: apf/error-reporting: page-ready error reporting is an extension of apf/protocol 2020");
   free(cfg);
 
   cfg = workload_config();
   cfg->workload.processes[1].kind = WORKLOAD_DAX_COPY;
   assert_false(guest_boot_info_from_config(cfg, GUEST_APIC_TIMER_KHZ_KVM, &bi, &d));
-  assert_string_equal(d.msg, "test.xml: workload/process[2]/@kind: DAX workloads are not implemented by the guest kernel yet");
+  assert_string_equal(d.msg, "test.xml: workload/process[2]/pattern: DAX workloads read sequential or random lines, not zipf");
+  cfg->workload.processes[1].pattern = ACCESS_RANDOM;
+  assert_false(guest_boot_info_from_config(cfg, GUEST_APIC_TIMER_KHZ_KVM, &bi, &d));
+  assert_string_equal(d.msg, "test.xml: workload/process[2]/@kind: a DAX workload needs the DAX window (dax/@enabled)");
+  cfg->dax.enabled = true;
+  cfg->dax.window_gpa = 16 << 20; /* inside guest RAM */
+  assert_false(guest_boot_info_from_config(cfg, GUEST_APIC_TIMER_KHZ_KVM, &bi, &d));
+  assert_string_equal(d.msg, "test.xml: dax/window-gpa: the DAX window must lie above guest RAM");
   free(cfg);
 
   cfg = workload_config();
@@ -255,6 +304,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_field_comes_from_the_config),
       cmocka_unit_test(defaults_give_a_bootable_info),
+      cmocka_unit_test(race_and_truncation_variants_map_to_the_boot_info),
       cmocka_unit_test(unsupported_settings_name_their_field),
       cmocka_unit_test(write_places_the_page_and_reports_the_layout),
       cmocka_unit_test(write_refuses_a_workload_larger_than_ram),

@@ -248,7 +248,7 @@ static void workload_runs_to_shutdown_on_two_vcpus(void **state) {
   assert_int_equal(proc_stats(m, 4).pid, 0);
   for (unsigned i = 0; i < 2; i++) assert_int_equal(vcpu_stats(m, i).online, 1);
   m->console[m->console_len] = '\0';
-  assert_non_null(strstr(m->console, "apfsim guest kernel, boot contract v1: 2 vCPUs, 64 MiB RAM"));
+  assert_non_null(strstr(m->console, "apfsim guest kernel, boot contract v2: 2 vCPUs, 64 MiB RAM"));
   assert_non_null(strstr(m->console, "all processes exited\n"));
   machine_free(m);
   free(m);
@@ -314,7 +314,8 @@ static void bad_boot_info_panics_through_the_record(void **state) {
   free(cfg);
 }
 
-/* Runs vCPU 0 until it is at CPL3 inside process `pid`'s code. */
+/* Runs vCPU 0 until it is at CPL3 inside process `pid`'s code, with RSP in the top page
+ * of its stack (not in the memory op's fresh-stack access, APFSIM_USER_F_FRESH_STACK_ACCESS). */
 static void run_until_user(struct machine *m, unsigned pid) {
   /* no interrupts while the test steers vCPU 0 by hand (the APIC keeps them pending) */
   vcpu_set_irq_line(m->cpu[0].v, false);
@@ -325,7 +326,10 @@ static void run_until_user(struct machine *m, unsigned pid) {
       struct vcpu_regs regs;
       vcpu_get_regs(m->cpu[0].v, &regs);
       struct apfsim_proc_stats ps = proc_stats(m, pid - 1);
-      if (regs.rsp >= ps.range_base && regs.rsp < ps.range_base + ps.range_bytes) return;
+      struct apfsim_proc_layout l;
+      apfsim_proc_layout(&m->bi.classes[ps.class_index], &l);
+      uint64_t top = ps.range_base + l.stack_off + l.stack_bytes;
+      if (regs.rsp >= top - APFSIM_PAGE_SIZE && regs.rsp < top) return;
     }
     struct vcpu_exit ex;
     vcpu_run(m->cpu[0].v, 97, &ex);

@@ -18,6 +18,9 @@ int cmd_run(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_sweep(int argc, char **argv); /* cmd_sweep.c, cmd_merge.c, cmd_plot.c */
+int cmd_merge(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 int cmd_not_built(const char *name, const char *what, const char *issue, int argc, char **argv);
 
 #endif

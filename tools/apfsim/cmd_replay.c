@@ -104,9 +104,13 @@ int cmd_replay(int argc, char **argv) {
     made_tmp = true;
     output = tmp_path;
   }
-  struct platform_run_request req = {.cfg = cfg, .trace_path = output, .progress = false};
+  /* The guest's console is in the recorded trace already: the replay prints none. */
+  bool bad_input = false;
+  struct platform_run_request req = {
+      .cfg = cfg, .trace_path = output, .progress = false, .console = NULL, .bad_input = &bad_input};
   if (!platform_run(&req, summary, &err)) {
     fprintf(stderr, "apfsim replay: %s\n", err.msg);
+    if (bad_input) status = EXIT_BAD_INPUT;
     goto out;
   }
   static const char *const required[] = {"seed", "config"};
@@ -125,6 +129,7 @@ int cmd_replay(int argc, char **argv) {
 out:
   if (made_tmp) unlink(tmp_path);
   trace_reader_close(reader);
+  if (summary) platform_summary_release(summary);
   free(summary);
   free(cfg);
   return status;

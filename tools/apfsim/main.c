@@ -17,15 +17,20 @@ static const char usage[] =
     "  validate CONFIG   check a configuration against the schema and ranges\n"
     "  replay TRACE      re-run the run a trace describes and compare event by event\n"
     "  diff A B          compare two traces event by event\n"
-    "  sweep SWEEP       run a parameter sweep into a CSV            (not built yet)\n"
-    "  merge CSV...      join sweep shards                           (not built yet)\n"
-    "  plot CSV          plot sweep results                          (not built yet)\n"
+    "  sweep SWEEP       run a parameter sweep into a CSV, in parallel\n"
+    "  merge CSV...      join the CSVs of a sweep's shards\n"
+    "  plot CSV          plot sweep results (PNG and SVG, gnuplot)\n"
     "  explore CONFIG    run once per injection point in a window    (not built yet)\n"
-    "  export TRACE      export a trace as a Perfetto timeline       (not built yet)\n"
+    "  export TRACE      export a trace as a Perfetto timeline (JSON)\n"
+    "  import-ftrace F   KVM ftrace text -> latency histogram or replay schedule\n"
     "\n"
     "`apfsim COMMAND --help` describes each command. Exit status: 0 simulation\n"
     "completed, 1 --expect mismatch, 2 bad input, 3 replay diverged, 4 command not\n"
     "built yet, 5 internal error.\n";
+
+/* Timeline export and ftrace import (cmd_export.c, cmd_import_ftrace.c). */
+int cmd_export(int argc, char **argv);
+int cmd_import_ftrace(int argc, char **argv);
 
 int main(int argc, char **argv) {
   static const struct option opts[] = {
@@ -52,16 +57,13 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "validate")) return cmd_validate(sub_argc, sub_argv);
   if (!strcmp(cmd, "replay")) return cmd_replay(sub_argc, sub_argv);
   if (!strcmp(cmd, "diff")) return cmd_diff(sub_argc, sub_argv);
-  if (!strcmp(cmd, "sweep"))
-    return cmd_not_built("sweep", "parameter sweeps into CSV", "issue 8", sub_argc, sub_argv);
-  if (!strcmp(cmd, "merge"))
-    return cmd_not_built("merge", "joining sweep shard CSVs", "issue 8", sub_argc, sub_argv);
-  if (!strcmp(cmd, "plot"))
-    return cmd_not_built("plot", "plots of sweep results", "issue 8", sub_argc, sub_argv);
+  if (!strcmp(cmd, "sweep")) return cmd_sweep(sub_argc, sub_argv);
+  if (!strcmp(cmd, "merge")) return cmd_merge(sub_argc, sub_argv);
+  if (!strcmp(cmd, "plot")) return cmd_plot(sub_argc, sub_argv);
   if (!strcmp(cmd, "explore"))
     return cmd_not_built("explore", "the injection-window explorer", "issue 7", sub_argc, sub_argv);
-  if (!strcmp(cmd, "export"))
-    return cmd_not_built("export", "Perfetto timeline export", "issue 8", sub_argc, sub_argv);
+  if (!strcmp(cmd, "export")) return cmd_export(sub_argc, sub_argv);
+  if (!strcmp(cmd, "import-ftrace")) return cmd_import_ftrace(sub_argc, sub_argv);
   fprintf(stderr, "apfsim: unknown command '%s'\n\n%s", cmd, usage);
   return EXIT_BAD_INPUT;
 }

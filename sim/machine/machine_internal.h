@@ -1,0 +1,158 @@
+/* machine_internal.h — the machine's state, shared by its files:
+ *   machine.c   creation: memory, kernel, MMU/EPT/reclaim, MSR table, APICs, vCPUs
+ *   run.c       slices, local time, the vCPU callbacks (TSC, RDRAND, interrupts, x2APIC)
+ *   guest_io.c  what the guest tells the host through ports; outcomes and verdicts
+ *   host.c      EPT violations, reclaim, host I/O, scripted evictions
+ *   summary.c   the run summary
+ * Not for: anything outside sim/machine. */
+#ifndef APFSIM_MACHINE_INTERNAL_H
+#define APFSIM_MACHINE_INTERNAL_H
+
+#include "cpu/lapic.h"
+#include "loader/boot_info.h"
+#include "machine/machine.h"
+#include "mmu/reclaim.h"
+#include "rng/rng.h"
+#include "storage/latency_hist.h"
+
+#define PS_PER_NS UINT64_C(1000)
+#define PS_PER_US UINT64_C(1000000) /* also: cycles x 10^6 / MHz = ps */
+#define PAGE_BYTES UINT64_C(4096)
+#define MACHINE_MAX_TEXT_RANGES 16
+#define MACHINE_MAX_PENDING_IPIS 64
+#define MACHINE_CONSOLE_LINE 512
+/* EPT violations in a row on one vCPU without a retired instruction before the run is
+ * declared a livelock: far above what one instruction can need (its code, data and
+ * page-table pages, each at most once per attempt), far below a useful run. */
+#define MACHINE_LIVELOCK_FAULTS 4096u
+
+enum mv_state { MV_RUNNING, MV_HALTED, MV_BLOCKED };
+
+/* What the trace last said the vCPU was doing (`vcpu_state`, docs/trace-format.md). */
+enum mv_shown { SHOWN_NONE, SHOWN_USER, SHOWN_KERNEL, SHOWN_HALTED, SHOWN_BLOCKED };
+
+/* An interrupt another vCPU sent: it lands at the target's first slice starting at or
+ * after at_ps (docs/platform.md, "IPIs"). */
+struct pending_ipi {
+  uint64_t at_ps;
+  uint8_t vector;
+  bool nmi;
+};
+
+struct mvcpu {
+  unsigned id;
+  struct vcpu *v;
+  struct lapic apic;
+  struct rng rdrand; /* stream "vcpuN-rdrand" */
+  enum mv_state state;
+  /* Local time = base_ps + (vcpu_cycles - base_cycles) x 10^6 / MHz: rebased only when
+   * the vCPU resumes after waiting, so slices never accumulate rounding. */
+  uint64_t base_ps, base_cycles;
+  uint64_t since_ps;         /* HALTED/BLOCKED: when it started waiting */
+  uint64_t slice_horizon_ps; /* the running slice's bound (an earlier timer ends the run) */
+  bool irq_line;
+  struct pending_ipi ipis[MACHINE_MAX_PENDING_IPIS];
+  unsigned n_ipis;
+  /* BLOCKED on a synchronous host fault */
+  uint64_t fault_gpa, fault_rip;
+  bool fault_during_delivery;
+  bool io_ready;
+  uint64_t timer_due_ns; /* the LAPIC expiry being delivered (for the trace) */
+  enum mv_shown shown;
+  char line[MACHINE_CONSOLE_LINE];
+  size_t line_len;
+  unsigned faults_without_progress;
+  /* statistics */
+  uint64_t instructions, vm_exits, ept_violations, zero_fills, sync_faults, interrupts;
+  uint64_t timer_interrupts, ipis_received, nmis_injected;
+  uint64_t run_ps, halted_ps, blocked_ps;
+  struct latency_hist sync_latency;
+  uint64_t sync_latency_sum_ns;
+};
+
+struct machine {
+  const struct sim_config *cfg;
+  const struct guest_image *img;
+  struct trace_writer *trace;
+  struct machine_io_ops io;
+  FILE *console;
+  struct machine_fault_hooks hooks;
+
+  uint8_t *mem;           /* RAM, then the shadow pool (one mapping) */
+  uint64_t map_bytes;
+  uint64_t ram_bytes, pool_base, pool_bytes;
+  struct shadow_mmu *shadow;
+  struct ept *ept;
+  struct reclaim *reclaim; /* NULL: no host memory limit */
+  struct vcpu_msr_table *msrs;
+  struct vcpu_platform plat;
+  struct vcpu_text_range text[MACHINE_MAX_TEXT_RANGES];
+  size_t n_text;
+  struct apfsim_boot_info bi;
+  struct apfsim_guest_layout layout;
+
+  unsigned n;
+  struct mvcpu *cpu;
+  struct vcpu **peers;
+
+  uint32_t mhz, cpi_milli;
+  uint64_t tsc_khz;
+  uint64_t quantum_ps;
+  uint64_t limit_ps;         /* limits/max-sim-time */
+  uint64_t max_instructions; /* 0 = none */
+  uint64_t instructions;
+  uint64_t host_now_ps;      /* the time host actions (evictions, write-backs) happen at */
+  bool started;              /* machine_deliver_due ran once (the time-0 reclaim is done) */
+
+  /* outcome */
+  bool ended;
+  enum run_outcome outcome;
+  char verdict[REPORT_VERDICT_MAX];
+  uint64_t end_ps;
+  bool failed;
+  char failure[512];
+
+  /* host I/O statistics */
+  uint64_t fetches, fetches_done, writebacks, writebacks_done, evictions, evictions_dirty;
+  uint64_t scripted_runs;
+
+  /* summary storage */
+  struct vcpu_summary *vsum;
+  uint64_t *proc_rows, *vtime_rows, *hist_rows, host_row[12];
+  size_t n_proc_rows, n_hist_rows;
+  struct report_section sections[4];
+};
+
+/* run.c */
+uint64_t mv_local_ps(const struct machine *m, const struct mvcpu *c);
+void mv_rebase(struct machine *m, struct mvcpu *c, uint64_t now_ps);
+struct mvcpu *mv_of(void *machine, struct vcpu *v);
+void machine_install_callbacks(struct machine *m);
+bool machine_register_apic_msrs(struct machine *m, struct diag *err);
+void mv_update_irq_line(struct mvcpu *c);
+/* Traces a change of what the vCPU does: user/kernel (sampled from its CPL now), or
+ * halted/blocked; gpa: the page a blocked vCPU waits for. */
+void mv_show_state(struct machine *m, struct mvcpu *c, uint64_t t_ps, uint64_t gpa);
+
+/* guest_io.c */
+enum vcpu_cb machine_port_out(void *ctx, struct vcpu *v, uint16_t port, unsigned bytes, uint32_t value);
+/* Ends the run at at_ps with an outcome and a verdict (the first end wins). */
+void machine_end(struct machine *m, uint64_t at_ps, enum run_outcome o, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* An internal error: the run stops and the platform reports a failure, not an outcome. */
+void machine_fail(struct machine *m, uint64_t at_ps, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* "12.345 ms" (integer arithmetic). */
+void format_ms(uint64_t ps, char *buf, size_t len);
+const char *workload_kind_word(uint32_t kind);
+
+/* host.c */
+bool machine_host_setup(struct machine *m, struct diag *err);
+/* An EPT_VIOLATION exit of vCPU c at its local time: true if the vCPU may run on,
+ * false if it is now BLOCKED or the run ended. */
+bool machine_ept_violation(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex);
+void machine_apply_flush(struct machine *m, const struct shadow_flush *f);
+
+/* summary.c */
+bool machine_read_proc(const struct machine *m, unsigned k, struct apfsim_proc_stats *ps);
+
+#endif
