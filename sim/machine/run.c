@@ -274,21 +274,6 @@ static void end_at_instruction_limit(struct machine *m, uint64_t at_ps) {
               (unsigned long long)m->max_instructions);
 }
 
-/* WORKAROUND (sim/cpu, to be fixed there): after `sti; hlt` the vCPU keeps the STI
- * interrupt shadow, which only ends when Unicorn executes another instruction, so a
- * pending interrupt never wakes the HLT. Writing the registers back ends the HLT; the
- * vCPU then runs the instruction after the HLT (still in the shadow) and delivers the
- * interrupt at the next boundary — one instruction late, deterministically. Returns true
- * when it applied (IF = 1 and an interrupt is pending). */
-static bool sti_hlt_workaround(struct mvcpu *c) {
-  struct vcpu_regs r;
-  if (!c->irq_line || vcpu_nmi_pending(c->v)) return false;
-  vcpu_get_regs(c->v, &r);
-  if (!(r.rflags & (UINT64_C(1) << 9))) return false; /* IF = 0: it really sleeps */
-  vcpu_set_regs(c->v, &r);
-  return true;
-}
-
 /* Resumes a waiting vCPU at now_ps; false if it must keep waiting. */
 static bool resume(struct machine *m, struct mvcpu *c, uint64_t now_ps) {
   switch (c->state) {
@@ -386,7 +371,6 @@ bool machine_vcpu_run(struct machine *m, unsigned i, uint64_t now_ps, uint64_t h
     step->instructions += ex.instructions;
     if (ex.instructions) c->faults_without_progress = 0;
 
-    if (ex.reason == VCPU_EXIT_HLT && asleep && ex.cycles == 0 && sti_hlt_workaround(c)) continue;
     if (ex.reason == VCPU_EXIT_HLT && asleep && ex.cycles == 0) {
       step->next = MACHINE_VCPU_HALTED; /* nothing woke it: it never left the HLT */
       return true;
