@@ -57,12 +57,16 @@ bool machine_host_setup(struct machine *m, struct diag *err) {
 }
 
 uint64_t machine_next_timed_event_ps(const struct machine *m) {
-  if (!m->reclaim) return MACHINE_NEVER;
+  const uint64_t dax = machine_dax_next_event_ps(m);
+  if (!m->reclaim) return dax;
   uint64_t t = reclaim_script_next_ns(m->reclaim);
-  return t > MACHINE_NEVER / PS_PER_NS ? MACHINE_NEVER : t * PS_PER_NS;
+  t = t > MACHINE_NEVER / PS_PER_NS ? MACHINE_NEVER : t * PS_PER_NS;
+  return t < dax ? t : dax;
 }
 
 void machine_deliver_due(struct machine *m, uint64_t now_ps) {
+  if (m->ended) return;
+  machine_dax_deliver_due(m, now_ps); /* page-cache read completions, the host truncate */
   if (!m->reclaim || m->ended) return;
   if (!m->started) {
     /* The image the simulator loaded may not fit the limit: reclaim it at time 0, now
@@ -169,7 +173,13 @@ bool machine_ept_violation(struct machine *m, struct mvcpu *c, const struct vcpu
       }
       return block_on_fetch(m, c, ex, &f, now_ps);
     case EPT_FAULT_DAX:
+      return machine_dax_fault(m, c, ex, &f, now_ps);
     case EPT_FAULT_UNRESOLVABLE:
+      if (f.dax) {
+        machine_dax_efault(m, c, ex, &f, now_ps);
+        return false;
+      }
+      /* fall through */
     case EPT_FAULT_NOT_MEMORY: {
       char why[256], sym[160];
       ept_describe_fault(&f, why, sizeof why);

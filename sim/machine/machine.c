@@ -50,9 +50,18 @@ static uint64_t pool_bytes_for(uint64_t ram, unsigned n) {
 
 static bool map_memory(struct machine *m, struct diag *err) {
   m->ram_bytes = m->cfg->machine.guest_memory_bytes;
-  m->pool_base = m->ram_bytes;
+  /* The DAX window lies above RAM and is part of the same buffer (its page-cache pages
+   * are what the guest reads); the shadow pool goes above everything the guest may map. */
+  const uint64_t dax_end = machine_dax_span_end(m->cfg);
+  m->pool_base = dax_end > m->ram_bytes ? dax_end : m->ram_bytes;
   m->pool_bytes = pool_bytes_for(m->ram_bytes, m->n);
-  m->map_bytes = m->ram_bytes + m->pool_bytes;
+  m->map_bytes = m->pool_base + m->pool_bytes;
+  if (dax_end > m->ram_bytes && (dax_end > VCPU_STUB_VA || m->map_bytes > VCPU_STUB_VA))
+    return diag_at(err, m->cfg->source_path, 0, "dax/window-gpa",
+                   "the DAX window [%#llx, %#llx) plus the %llu KiB shadow pool above it must end below %#llx "
+                   "(the vCPUs' TLB-flush stub page); put the window lower",
+                   (unsigned long long)m->cfg->dax.window_gpa, (unsigned long long)dax_end,
+                   (unsigned long long)(m->pool_bytes >> 10), (unsigned long long)VCPU_STUB_VA);
   if (m->map_bytes > VCPU_STUB_VA)
     return diag_at(err, m->cfg->source_path, 0, "machine/guest-memory",
                    "%llu MiB of RAM plus the %llu MiB shadow pool must end below %#llx (the vCPUs' "
@@ -126,7 +135,7 @@ static bool boot_vcpu(struct machine *m, unsigned i, struct diag *err) {
   struct vcpu_config vc = {
       .id = i,
       .mem = m->mem,
-      .mem_bytes = m->ram_bytes,
+      .mem_bytes = m->pool_base, /* RAM and the DAX window (and the hole between: NOT_MEMORY) */
       .maxphyaddr = PAGING_MAXPHYADDR_DEFAULT,
       .text = m->text,
       .n_text = m->n_text,
@@ -205,13 +214,13 @@ struct machine *machine_create(const struct machine_params *p, struct diag *err)
   if (!guest_boot_info_write(m->img, &m->bi, m->mem, m->ram_bytes, &m->layout, err)) goto fail;
   if (p->config_error) *p->config_error = false;
 
-  struct shadow_config sc = {m->mem, m->ram_bytes, PAGING_MAXPHYADDR_DEFAULT, m->pool_base, m->pool_bytes, m->n};
+  struct shadow_config sc = {m->mem, m->pool_base, PAGING_MAXPHYADDR_DEFAULT, m->pool_base, m->pool_bytes, m->n};
   m->shadow = shadow_create(&sc, err);
   if (!m->shadow) goto fail;
   struct ept_config ec = {m->shadow, m->ram_bytes, EPT_INITIAL_ABSENT};
   m->ept = ept_create(&ec, err);
   if (!m->ept || !vcpu_shadow_setup(m->shadow, err) || !mark_loaded(m, err)) goto fail;
-  if (!machine_host_setup(m, err)) goto fail;
+  if (!machine_host_setup(m, err) || !machine_dax_setup(m, err)) goto fail;
 
   m->msrs = vcpu_msr_table_new();
   if (!m->msrs) {
@@ -242,6 +251,7 @@ void machine_destroy(struct machine *m) {
   for (unsigned i = 0; m->cpu && i < m->n; i++) vcpu_destroy(m->cpu[i].v);
   vcpu_msr_table_free(m->msrs);
   reclaim_destroy(m->reclaim);
+  machine_dax_destroy(m);
   ept_destroy(m->ept);
   shadow_destroy(m->shadow);
   if (m->mem) munmap(m->mem, m->map_bytes);

@@ -162,7 +162,8 @@ uint64_t machine_vcpu_local_ps(const struct machine *m, unsigned i);
 
 /* ---------- for tests and debugging ---------- */
 
-/* Guest memory as the host sees it ([0, RAM)); writes must go through machine_poke. */
+/* Guest memory as the host sees it ([0, RAM), and the DAX window's page-cache pages at the
+ * window's gpa when there is one); writes must go through machine_poke. */
 const uint8_t *machine_guest_memory(const struct machine *m, uint64_t *ram_bytes);
 /* The host writes guest memory (e.g. a test corrupting a user page): every vCPU drops
  * translated code of those pages and the host counts them dirty. */

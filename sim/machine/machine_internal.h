@@ -3,6 +3,7 @@
  *   run.c       slices, local time, the vCPU callbacks (TSC, RDRAND, interrupts, x2APIC)
  *   guest_io.c  what the guest tells the host through ports; outcomes and verdicts
  *   host.c      EPT violations, reclaim, host I/O, scripted evictions
+ *   dax.c       the virtiofs DAX window: page-cache reads, the host truncate, EFAULT
  *   summary.c   the run summary
  * Not for: anything outside sim/machine. */
 #ifndef APFSIM_MACHINE_INTERNAL_H
@@ -84,6 +85,7 @@ struct machine {
   struct shadow_mmu *shadow;
   struct ept *ept;
   struct reclaim *reclaim; /* NULL: no host memory limit */
+  struct machine_dax *dax; /* NULL: no DAX window (dax.c) */
   struct vcpu_msr_table *msrs;
   struct vcpu_platform plat;
   struct vcpu_text_range text[MACHINE_MAX_TEXT_RANGES];
@@ -120,7 +122,7 @@ struct machine {
   struct vcpu_summary *vsum;
   uint64_t *proc_rows, *vtime_rows, *hist_rows, host_row[12];
   size_t n_proc_rows, n_hist_rows;
-  struct report_section sections[4];
+  struct report_section sections[8]; /* room for the optional ones (dax, ...) */
 };
 
 /* run.c */
@@ -151,6 +153,27 @@ bool machine_host_setup(struct machine *m, struct diag *err);
  * false if it is now BLOCKED or the run ended. */
 bool machine_ept_violation(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex);
 void machine_apply_flush(struct machine *m, const struct shadow_flush *f);
+
+/* dax.c */
+/* Where the guest-physical space the vCPUs and the shadow see ends: the DAX window's end
+ * (0 without a window); the shadow pool starts above max(RAM, this). */
+uint64_t machine_dax_span_end(const struct sim_config *cfg);
+bool machine_dax_setup(struct machine *m, struct diag *err); /* after the EPT exists */
+void machine_dax_destroy(struct machine *m);
+/* Page-cache read completions and the host truncate: the next one's time, and running
+ * those due at or before now_ps (from machine_deliver_due). */
+uint64_t machine_dax_next_event_ps(const struct machine *m);
+void machine_dax_deliver_due(struct machine *m, uint64_t now_ps);
+/* When a vCPU blocked on window page gfn can go on (its read's completion), or NEVER. */
+uint64_t machine_dax_wake_ps(const struct machine *m, uint64_t gfn);
+/* EPT_FAULT_DAX: map a cached page (true: run on) or start a read and block the vCPU. */
+bool machine_dax_fault(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
+                       uint64_t now_ps);
+/* A synchronous fault on an unresolvable window page: outcome efault_exit. */
+void machine_dax_efault(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
+                        uint64_t now_ps);
+/* The summary's "dax" section (false without a window). */
+bool machine_dax_section(struct machine *m, struct report_section *out);
 
 /* summary.c */
 bool machine_read_proc(const struct machine *m, unsigned k, struct apfsim_proc_stats *ps);

@@ -71,7 +71,8 @@ uint64_t machine_vcpu_wake_ps(const struct machine *m, unsigned i) {
   if (m->ended) return MACHINE_NEVER;
   switch (c->state) {
     case MV_RUNNING: return 0;
-    case MV_BLOCKED: return c->io_ready ? 0 : MACHINE_NEVER;
+    /* a page-cache read has a known completion: the vCPU wakes itself there */
+    case MV_BLOCKED: return c->io_ready ? 0 : machine_dax_wake_ps(m, c->fault_gpa >> 12);
     case MV_HALTED: break;
   }
   if (vcpu_nmi_pending(c->v) && !vcpu_nmi_blocked(c->v)) return 0;

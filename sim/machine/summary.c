@@ -151,6 +151,7 @@ void machine_summary(struct machine *m, struct run_summary *s) {
     m->sections[n++] =
         (struct report_section){"sync_fault_latency", hist_keys, N_HIST_KEYS, m->hist_rows, m->n_hist_rows, true};
   m->sections[n++] = (struct report_section){"host", host_keys, N_HOST_KEYS, m->host_row, 1, false};
+  if (machine_dax_section(m, &m->sections[n])) n++;
   s->sections = m->sections;
   s->n_sections = n;
 }

@@ -238,6 +238,31 @@ for dev in ["nvme", "hdd"]:
 assert blocked["hdd"] > 100 * blocked["nvme"] > 0, blocked
 PY
     ;;
+  dax-truncate-sync)
+    # virtiofs DAX truncation, synchronous: efault_exit naming gpa, rip + symbol, file offset;
+    # deterministic and replayable; a window the machine cannot hold is bad input.
+    cfg=$src/configs/dax-truncate-sync.xml
+    expect_status 0 "$apfsim" run "$cfg" --quiet --console none --expect efault_exit --trace a.trace --json a.json
+    python3 - <<'PY' || fail "summary: $(cat a.json)"
+import json
+d = json.load(open("a.json"))
+v = d["verdict"]
+for want in ['"kvm run failed: Bad address"', "gpa 0x100010000 ", "file offset 0x10000)", " = user_main+0x",
+             "(user mode)"]:
+    assert want in v, (want, v)
+assert d["dax"]["efault_exits"] == 1 and d["dax"]["pages_truncated"] == 48, d["dax"]
+lines = [l.split() for l in open("a.trace") if not l.startswith("#")]
+assert sum(1 for l in lines if l[2] == "efault") == 1
+assert sum(1 for l in lines if l[2] == "dax_truncate") == 1
+assert sum(1 for l in lines if l[2] == "dax_read_submit") == sum(1 for l in lines if l[2] == "dax_read_done") == 64
+PY
+    expect_status 0 "$apfsim" run "$cfg" --quiet --console none --trace b.trace
+    cmp a.trace b.trace || fail "two runs, different traces"
+    expect_status 0 "$apfsim" replay a.trace
+    grep -q "^replay identical" out || fail "replay output: $(cat out)"
+    expect_status 2 "$apfsim" run "$cfg" --quiet --set dax/window-gpa=0x1000000000
+    grep -q 'dax/window-gpa' err || fail "bad window message: $(cat err)"
+    ;;
   *) fail "unknown case" ;;
 esac
 echo "PASS [$case]"
