@@ -106,6 +106,9 @@ uint64_t GuestPlatform::submit(void *ctx, machine_io_kind kind, uint64_t gpa, ui
   auto *self = static_cast<GuestPlatform *>(ctx);
   if (self->free_payloads_.empty()) {
     self->payloads_.push_back(std::make_unique<tlm::tlm_generic_payload>());
+    // Ask the device for each request's completion time at submission (SwapTiming):
+    // the machine bounds vCPU horizons by it, so page-ready interrupts land on time.
+    self->payloads_.back()->set_extension(new SwapTiming);  // owned by the payload
     self->free_payloads_.push_back(self->payloads_.back().get());
   }
   tlm::tlm_generic_payload *t = self->free_payloads_.back();
@@ -121,10 +124,13 @@ uint64_t GuestPlatform::submit(void *ctx, machine_io_kind kind, uint64_t gpa, ui
   const uint64_t now = now_ps();
   tlm::tlm_phase phase = tlm::BEGIN_REQ;
   sc_core::sc_time delay = ps(at_ps > now ? at_ps - now : 0);
+  SwapTiming *timing = nullptr;
+  t->get_extension(timing);
+  timing->done_ns = SwapTiming::kUnknown;
   self->socket->nb_transport_fw(*t, phase, delay);
-  // The device decides the completion time when the request arrives, not here (its
-  // TLM interface reports it only at BEGIN_RESP).
-  return MACHINE_NEVER;
+  // A device that ignores the extension reports the completion only at BEGIN_RESP.
+  if (timing->done_ns == SwapTiming::kUnknown || timing->done_ns > MACHINE_NEVER / kPsPerNs) return MACHINE_NEVER;
+  return timing->done_ns * kPsPerNs;
 }
 
 tlm::tlm_sync_enum GuestPlatform::nb_transport_bw(tlm::tlm_generic_payload &trans, tlm::tlm_phase &phase,

@@ -65,8 +65,18 @@ tlm::tlm_sync_enum SwapDeviceModule::nb_transport_fw(int initiator,
   // when initiators annotate different delays.
   uint64_t arrival = now_ns() + delay.value() / kPsPerNs;
   Request r{&trans, initiator, next_id_++, arrival, 0};
-  arriving_.emplace(Key{arrival, r.id}, r);
-  notify_next(arrival_event_, arriving_);
+  SwapTiming *timing = nullptr;
+  trans.get_extension(timing);
+  if (timing && (trans.is_read() || trans.is_write())) {
+    // The initiator needs the completion time now: the request is scheduled in
+    // call order (SwapTiming above), its arrival still the annotated time.
+    start(r);
+    timing->done_ns = r.done_ns;
+    notify_next(done_event_, in_service_);
+  } else {
+    arriving_.emplace(Key{arrival, r.id}, r);
+    notify_next(arrival_event_, arriving_);
+  }
   phase = tlm::END_REQ;
   return tlm::TLM_UPDATED;
 }
@@ -86,18 +96,21 @@ void SwapDeviceModule::accept_arrivals() {
       respond(r);
       continue;
     }
-    bool write = t.is_write();
-    (write ? writes_ : reads_)++;
-    r.done_ns = swap_device_submit(&model_, r.arrival_ns, t.get_data_length());
-    trace_event(ctx_.trace, r.arrival_ns, TRACE_CPU_DEV,
-                write ? "swap_write_submit" : "swap_read_submit",
-                "req %llu initiator %d gpa %#llx bytes %u done_at %llu", (unsigned long long)r.id,
-                r.initiator, (unsigned long long)t.get_address(), t.get_data_length(),
-                (unsigned long long)r.done_ns);
-    in_service_.emplace(Key{r.done_ns, r.id}, r);
+    start(r);
   }
   notify_next(arrival_event_, arriving_);
   notify_next(done_event_, in_service_);
+}
+
+void SwapDeviceModule::start(Request &r) {
+  tlm::tlm_generic_payload &t = *r.trans;
+  bool write = t.is_write();
+  (write ? writes_ : reads_)++;
+  r.done_ns = swap_device_submit(&model_, r.arrival_ns, t.get_data_length());
+  trace_event(ctx_.trace, r.arrival_ns, TRACE_CPU_DEV, write ? "swap_write_submit" : "swap_read_submit",
+              "req %llu initiator %d gpa %#llx bytes %u done_at %llu", (unsigned long long)r.id, r.initiator,
+              (unsigned long long)t.get_address(), t.get_data_length(), (unsigned long long)r.done_ns);
+  in_service_.emplace(Key{r.done_ns, r.id}, r);
 }
 
 void SwapDeviceModule::complete_requests() {

@@ -21,6 +21,14 @@
 //   swap_read_submit req N initiator I gpa 0x… bytes B done_at T
 //   swap_read_done   req N gpa 0x… latency_ns L
 // (swap_write_* for writes; done_at stays the last field of *_submit).
+//
+// Completion time at submission (SwapTiming extension): an initiator that must
+// know when its request completes as soon as it sends it — the machine, so that
+// an APF page-ready bounds running vCPUs' horizons — attaches a SwapTiming to
+// the payload. Such a request enters the C model at once, in call order (as the
+// C model's own callers do), instead of at its arrival, and the device writes
+// its completion time into the extension before nb_transport_fw returns. The
+// response still comes at that time through BEGIN_RESP.
 #ifndef APFSIM_SWAP_DEVICE_MODULE_H
 #define APFSIM_SWAP_DEVICE_MODULE_H
 
@@ -42,6 +50,17 @@ extern "C" {
 }
 
 namespace apfsim {
+
+// Ignorable extension (TLM-2.0 §14.2): a target that does not know it serves
+// the request as usual, and done_ns stays kUnknown.
+struct SwapTiming : tlm::tlm_extension<SwapTiming> {
+  static constexpr uint64_t kUnknown = UINT64_MAX;
+  uint64_t done_ns = kUnknown;
+  tlm::tlm_extension_base *clone() const override { return new SwapTiming(*this); }
+  void copy_from(const tlm::tlm_extension_base &e) override {
+    done_ns = static_cast<const SwapTiming &>(e).done_ns;
+  }
+};
 
 class SwapDeviceModule : public sc_core::sc_module {
  public:
@@ -74,6 +93,7 @@ class SwapDeviceModule : public sc_core::sc_module {
   tlm::tlm_sync_enum nb_transport_fw(int initiator, tlm::tlm_generic_payload &trans,
                                      tlm::tlm_phase &phase, sc_core::sc_time &delay);
   void accept_arrivals();   // SC_METHOD on arrival_event_
+  void start(Request &r);   // into the C model: done_ns decided, traced, in service
   void complete_requests();  // SC_METHOD on done_event_
   void respond(const Request &r);
   void send_begin_resp(const Request &r);

@@ -54,6 +54,30 @@
 #define APF_REASON_PAGE_READY 2u       /* KVM_PV_REASON_PAGE_READY (2010 only) */
 #define APF_READY_FLAG_PAGE_ERROR 1u   /* unmerged series' KVM_PV_REASON_PAGE_ERROR */
 
+/* apfsim's own #VE delivery ABI (docs/guest.md §1.10; guest/include/apfsim_boot.h has the
+ * guest's copy, the machine checks they agree). No KVM counterpart: a model of the 2020
+ * proposal to deliver "page not present" (and host page errors) as a virtualization
+ * exception with its own per-vCPU information area. */
+#define APF_MSR_VE_INFO 0x4b564df0u          /* MSR_APFSIM_VE_INFO: not a KVM MSR */
+#define APF_VE_INFO_ENABLE (UINT64_C(1) << 0)      /* the area is valid */
+#define APF_VE_INFO_NOT_PRESENT (UINT64_C(1) << 1) /* APF not-present as #VE, not #PF */
+#define APF_VE_INFO_PAGE_ERROR (UINT64_C(1) << 2)  /* host page errors as a synchronous #VE */
+#define APF_VE_INFO_RESERVED UINT64_C(0x38)        /* bits 5:3; bits 63:6 = the area's GPA */
+#define APF_VE_VECTOR 20u                          /* #VE (SDM vol. 3A table 6-1) */
+#define APF_VE_AREA_REASON 0x00 /* u32 */
+#define APF_VE_AREA_BUSY 0x04   /* u32: APF_VE_BUSY while the guest owns the area, 0 = free */
+#define APF_VE_AREA_TOKEN 0x08  /* u64 */
+#define APF_VE_AREA_GVA 0x10    /* u64 */
+#define APF_VE_AREA_GPA 0x18    /* u64 */
+#define APF_VE_AREA_ACCESS 0x20 /* u32 */
+#define APF_VE_AREA_BYTES 64
+#define APF_VE_BUSY UINT32_C(0xffffffff)
+#define APF_VE_REASON_NOT_PRESENT 1u
+#define APF_VE_REASON_PAGE_ERROR 2u
+#define APF_VE_ACCESS_WRITE (1u << 0)
+#define APF_VE_ACCESS_FETCH (1u << 1)
+#define APF_VE_ACCESS_USER (1u << 2)
+
 #define APF_TOKEN_WAKE_ALL UINT32_C(0xffffffff) /* "broadcast wakeup" (~0) */
 #define APF_PER_VCPU_DEFAULT 64u                /* ASYNC_PF_PER_VCPU */
 #define APF_MAX_OUTSTANDING 4096u
@@ -121,6 +145,9 @@ struct apf_host_ops {
   /* Optional: the vCPU's shared area starts (in_use) or stops being written by the host:
    * pin / unpin its page so reclaim never evicts it. */
   void (*shared_area)(void *ctx, unsigned vcpu, uint64_t gpa, bool in_use);
+  /* Optional: deliver #VE (vector 20, no error code, a fault) on the vCPU. NULL: the host
+   * has no #VE delivery and MSR_APFSIM_VE_INFO is #GP. */
+  void (*inject_ve)(void *ctx, unsigned vcpu);
   /* Optional: one trace event (name [a-z0-9_]+, fields without control characters). */
   void (*trace)(void *ctx, uint64_t time_ns, int cpu, const char *name, const char *fields);
 };
@@ -160,6 +187,7 @@ struct apf_fault {
   uint64_t gpa, gva;
   bool during_delivery; /* host fault while delivering an event (IDT, TSS, stack) */
   bool unresolvable;    /* the page can never be brought in (truncated, I/O error) */
+  bool write, fetch;    /* the access (for the #VE information area only) */
 };
 
 enum apf_outcome {
@@ -186,8 +214,10 @@ enum apf_why {
   APF_WHY_CPL0,               /* halt: CPL 0 without send-always */
   APF_WHY_AREA_WRITE_FAILED,  /* halt: the shared area could not be written */
   APF_WHY_REPEATED_FAULT,     /* halt: the gfn is already in this vCPU's async work */
+  APF_WHY_VE_BUSY,            /* sync: not-present goes by #VE and the guest still owns
+                                 the #VE information area (its busy word is set) */
 };
-#define APF_N_WHY 11
+#define APF_N_WHY 12
 
 struct apf_decision {
   enum apf_outcome outcome;
@@ -207,6 +237,16 @@ void apf_fault(struct apf_engine *e, unsigned vcpu, const struct apf_fault *f, s
  * work on gfn completes, in vCPU id order: it joins that vCPU's ready queue and the vCPU
  * is kicked. Reads no work waits for are ignored. */
 void apf_fetch_done(struct apf_engine *e, uint64_t gfn, bool failed);
+
+/* ERROR_EXCEPTION as a #VE (docs/guest.md §1.10): when the guest registered its #VE
+ * area with PAGE_ERROR and the area's busy word reads 0, fills it (reason PAGE_ERROR,
+ * gva, gpa, access), sets busy and injects #VE; returns true. Otherwise (not registered,
+ * busy, no inject_ve op) nothing reaches the guest and the caller takes the EFAULT exit. */
+bool apf_ve_page_error(struct apf_engine *e, unsigned vcpu, const struct apf_fault *f);
+
+/* The #VE information MSR as the vCPU's MSR table needs it (false: this host has no #VE
+ * delivery, the inject_ve op is NULL). Reads and writes go through apf_msr_read/write. */
+bool apf_ve_msr_spec(const struct apf_engine *e, struct apf_msr_spec *out);
 
 /* Call before each guest entry of the vCPU (KVM: the KVM_REQ_APF_READY request, 5.8+, or
  * the run loop's completion check, pre-5.8): delivers queued page-readies as the ABI
@@ -248,6 +288,9 @@ struct apf_stats {
   uint64_t prefaults;
   uint64_t cancelled;             /* works dropped (APF disabled, vCPU reset) */
   uint64_t msr_gp;                /* APF MSR accesses answered with #GP */
+  uint64_t ve_not_present;        /* not-presents delivered as #VE (counted in not_present too) */
+  uint64_t ve_page_errors;        /* page errors delivered as #VE */
+  uint64_t ve_refused;            /* #VEs not delivered: area busy or not registered */
   uint64_t sync_why[APF_N_WHY];
   uint64_t halt_why[APF_N_WHY];
   uint32_t outstanding;           /* works queued now (KVM's async_pf.queued) */

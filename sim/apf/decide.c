@@ -11,6 +11,8 @@
  *   APF not enabled for the ABI, CPL0 without send-always,
  *   shared area not writable                                -> new work + synthetic halt
  *   otherwise                                               -> new work + "page not present"
+ *   (apfsim's #VE variant: not-present by #VE, but the #VE area still busy -> synchronous
+ *    fault, decided before a token is taken; ve.c)
  *
  * A synchronous fault on a page that can never come in is an EFAULT exit (or the
  * synchronous error exception of APF_ERR_SYNC_EXCEPTION). Not for: completions. */
@@ -89,6 +91,15 @@ void apf_fault(struct apf_engine *e, unsigned vcpu, const struct apf_fault *f, s
     return decide_halt(e, v, f, gfn, APF_WHY_REPEATED_FAULT, out);
   }
 
+  /* #VE delivery: the guest has not released its info area yet, so this not-present
+   * cannot be delivered the only way the guest asked for (docs/guest.md §1.10): the host
+   * handles the fault synchronously, before any work or token exists for it. */
+  if (apf_ve_not_present(e, v) && cannot_deliver(e, v, s.cpl) == APF_WHY_NONE && apf_ve_busy(e, v)) {
+    v->stats.ve_refused++;
+    apf_trace(e, vcpu, "apf_ve_refused", "kind not_present gva %#" PRIx64 " why busy", f->gva);
+    return decide_sync(e, v, f, gfn, APF_WHY_VE_BUSY, out);
+  }
+
   /* kvm_arch_setup_async_pf takes the token before kvm_setup_async_pf checks the queue,
    * so a fault that ends up synchronous still consumes one. */
   uint32_t token = apf_token_next(&v->token_id, vcpu);
@@ -113,6 +124,16 @@ void apf_fault(struct apf_engine *e, unsigned vcpu, const struct apf_fault *f, s
   apf_trace(e, vcpu, "kvm_async_pf_not_present", "token %#" PRIx64 " gva %#" PRIx64, (uint64_t)token, f->gva);
   apf_gfn_hash_add(e, v, gfn);
   enum apf_why why = cannot_deliver(e, v, s.cpl);
+  if (why == APF_WHY_NONE && apf_ve_not_present(e, v)) {
+    /* The token travels in the #VE area, never in CR2 or the APF word. */
+    if (!apf_ve_deliver(e, v, APF_VE_REASON_NOT_PRESENT, token, f, s.cpl))
+      return decide_halt(e, v, f, gfn, APF_WHY_AREA_WRITE_FAILED, out);
+    work->notpresent_injected = true;
+    v->stats.not_present++;
+    v->stats.ve_not_present++;
+    out->outcome = APF_OUTCOME_ASYNC;
+    return;
+  }
   if (why == APF_WHY_NONE) {
     /* flags (2020) / reason (2010) = PAGE_NOT_PRESENT at offset 0. */
     if (!v->area_valid || !e->ops.write_u32(e->ops.ctx, v->area_gpa + APF_AREA_FLAGS, APF_REASON_PAGE_NOT_PRESENT))

@@ -178,6 +178,9 @@ void apf_total_stats(const struct apf_engine *e, struct apf_stats *out) {
     out->prefaults += s->prefaults;
     out->cancelled += s->cancelled;
     out->msr_gp += s->msr_gp;
+    out->ve_not_present += s->ve_not_present;
+    out->ve_page_errors += s->ve_page_errors;
+    out->ve_refused += s->ve_refused;
     for (int w = 0; w < APF_N_WHY; w++) {
       out->sync_why[w] += s->sync_why[w];
       out->halt_why[w] += s->halt_why[w];
@@ -198,6 +201,8 @@ void apf_vcpu_reset(struct apf_engine *e, unsigned vcpu) {
   if (v->area_announced && e->ops.shared_area) e->ops.shared_area(e->ops.ctx, vcpu, v->area_gpa, false);
   v->area_announced = false;
   v->area_valid = false;
+  apf_ve_release(e, v);
+  v->msr_ve = 0;
   v->msr_en = v->msr_int = 0;
   v->vec = 0;
   v->send_always = v->delivery_as_pf_vmexit = v->send_pf_error = false;
@@ -230,6 +235,7 @@ const char *apf_why_name(enum apf_why w) {
   case APF_WHY_CPL0: return "cpl0_without_send_always";
   case APF_WHY_AREA_WRITE_FAILED: return "shared_area_write_failed";
   case APF_WHY_REPEATED_FAULT: return "repeated_fault";
+  case APF_WHY_VE_BUSY: return "ve_area_busy";
   }
   return "?";
 }

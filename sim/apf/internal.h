@@ -6,6 +6,7 @@
  *   queue.c    the per-vCPU work pool, the done (ready) FIFO, clearing
  *   decide.c   an EPT violation: sync, halt or APF (KVM's try_async_pf + x86.c policy)
  *   complete.c completions and page-ready delivery for both ABIs
+ *   ve.c       apfsim's #VE information MSR and #VE delivery (not-present, page errors)
  * Not a public header: tests include it to pin down pure helpers (hash, tokens). */
 #ifndef APFSIM_APF_INTERNAL_H
 #define APFSIM_APF_INTERNAL_H
@@ -48,6 +49,8 @@ struct apf_vcpu {
   uint32_t done_head, done_tail;
   uint64_t *gfns;           /* 1 << hash_bits entries */
   uint64_t error_gfns[APF_ERROR_GFNS];
+  uint64_t msr_ve;          /* MSR_APFSIM_VE_INFO as last written */
+  bool ve_announced;        /* shared_area(#VE area, true) was reported */
   struct apf_stats stats;
 };
 
@@ -91,6 +94,17 @@ void apf_queue_clear(struct apf_engine *e, struct apf_vcpu *v); /* kvm_clear_asy
 /* complete.c */
 void apf_check_completion(struct apf_engine *e, struct apf_vcpu *v); /* kvm_check_async_pf_completion */
 void apf_present_queued(struct apf_engine *e, struct apf_vcpu *v, bool first);
+
+/* ve.c */
+enum apf_msr_result apf_ve_msr_write(struct apf_engine *e, struct apf_vcpu *v, uint64_t value, const char **why);
+/* Not-present goes to this vCPU by #VE (registered with NOT_PRESENT on a 5.8+ host). */
+bool apf_ve_not_present(const struct apf_engine *e, const struct apf_vcpu *v);
+/* The guest still owns the #VE area (busy word set, or unreadable). */
+bool apf_ve_busy(struct apf_engine *e, const struct apf_vcpu *v);
+/* Fills the area for `reason` and injects #VE; false if the area could not be written. */
+bool apf_ve_deliver(struct apf_engine *e, struct apf_vcpu *v, uint32_t reason, uint64_t token,
+                    const struct apf_fault *f, unsigned cpl);
+void apf_ve_release(struct apf_engine *e, struct apf_vcpu *v);
 
 /* msr.c */
 void apf_wakeup_all(struct apf_engine *e, struct apf_vcpu *v);

@@ -167,6 +167,7 @@ enum apf_msr_result apf_msr_write(struct apf_engine *e, unsigned vcpu, uint32_t 
   case APF_MSR_EN: r = write_en(e, v, value, &why); break;
   case APF_MSR_INT: r = write_int(e, v, value, &why); break;
   case APF_MSR_ACK: r = write_ack(e, v, value, &why); break;
+  case APF_MSR_VE_INFO: r = apf_ve_msr_write(e, v, value, &why); break;
   default: break;
   }
   if (r == APF_MSR_GP) {
@@ -200,6 +201,12 @@ enum apf_msr_result apf_msr_read(struct apf_engine *e, unsigned vcpu, uint32_t m
   case APF_MSR_ACK:
     if (!e->cfg.host_pre_5_8 && !pv_missing(e, APF_FEATURE_ASYNC_PF_INT)) {
       *value = 0; /* write-only in effect: reads as 0 */
+      r = APF_MSR_OK;
+    }
+    break;
+  case APF_MSR_VE_INFO:
+    if (e->ops.inject_ve) {
+      *value = v->msr_ve;
       r = APF_MSR_OK;
     }
     break;

@@ -77,6 +77,7 @@ bool config_fail(struct load_ctx *c, xmlNode *node, const char *field, const cha
     int plen = eq ? (int)(eq - o) : (int)strlen(o);
     char where[600];
     snprintf(where, sizeof where, "--set %.*s", plen, o);
+    config_message_escape(where, sizeof where); /* the path as typed: keep the message one line */
     if (field && (int)strlen(field) == plen && strncmp(field, o, (size_t)plen) == 0)
       return diag_at(c->err, c->name, 0, where, "%s", msg);
     if (field) return diag_at(c->err, c->name, 0, where, "%s: %s", field, msg);

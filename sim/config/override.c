@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/chvalid.h>
 #include <libxml/xmlstring.h>
 
 #include "config/internal.h"
@@ -34,6 +35,9 @@ __attribute__((format(printf, 4, 5))) static bool fail(struct load_ctx *c, const
   va_end(ap);
   config_message_escape(msg, sizeof msg);
   snprintf(where, sizeof where, "--set %.*s", (int)path_len, path);
+  /* The path is quoted as typed; a control character in it must not break
+   * the one-line message either. */
+  config_message_escape(where, sizeof where);
   return diag_at(c->err, c->name, 0, where, "%s", msg);
 }
 
@@ -55,6 +59,25 @@ static const char *first_leaf(const struct field *f) {
   return f->children && f->children->name ? f->children->name : "";
 }
 
+/* The first character of UTF-8 `s` that XML 1.0 cannot hold (its Char
+ * production), or 0 when there is none. xmlCheckUTF8 lets through code
+ * points above U+10FFFF, surrogates and U+FFFE/U+FFFF; the parser refuses
+ * them when the canonical config is read back (a trace header), so they must
+ * not get in here either. */
+static int non_xml_char(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t left = strlen(s);
+  while (left > 0) {
+    int len = left > 4 ? 4 : (int)left;
+    int ch = xmlGetUTF8Char(p, &len);
+    if (ch < 0 || len <= 0) return -1;
+    if (!xmlIsCharQ(ch)) return ch;
+    p += len;
+    left -= (size_t)len;
+  }
+  return 0;
+}
+
 static bool apply_one(struct load_ctx *c, xmlDoc *doc, size_t index) {
   const char *o = c->overrides[index];
   const char *eq = strchr(o, '=');
@@ -68,6 +91,9 @@ static bool apply_one(struct load_ctx *c, xmlDoc *doc, size_t index) {
   for (const char *p = value; *p; p++)
     if ((unsigned char)*p < 0x20 && *p != '\t' && *p != '\n')
       return fail(c, o, plen, "value contains control character 0x%02x", (unsigned)*p);
+  int bad = non_xml_char(value);
+  if (bad < 0) return fail(c, o, plen, "value is not valid UTF-8");
+  if (bad > 0) return fail(c, o, plen, "value contains U+%04X, which XML cannot hold", (unsigned)bad);
   if (plen == 0) return fail(c, o, strlen(o), "empty path before '='");
   if (o[plen - 1] == '/') return fail(c, o, plen, "path ends with '/'");
   if (o[0] == '/')

@@ -206,6 +206,12 @@ static bool in_segments(const struct guest_image *img, uint64_t addr) {
   return false;
 }
 
+static bool printable(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f) return false;
+  return true;
+}
+
 static bool read_symbols(struct guest_image *img, const Elf64_Ehdr *eh, struct diag *err) {
   Elf64_Shdr symtab, strtab;
   unsigned symtab_index = 0;
@@ -242,6 +248,10 @@ static bool read_symbols(struct guest_image *img, const Elf64_Ehdr *eh, struct d
     const char *name = string_at(img, strtab.sh_offset, strtab.sh_size, s.st_name);
     if (!name) return fail(err, img, "symbol table", "symbol %zu has a name outside the string table", i);
     if (name[0] == '\0' || name[0] == '$') continue;
+    /* Symbol names end up in verdicts, messages and trace fields, which are one
+     * printable line each: a name with a control character (a corrupt string
+     * table) cannot be shown, so it is not used for symbolization either. */
+    if (!printable(name)) continue;
     img->symbols[img->n_symbols++] = (struct guest_symbol){
         .addr = s.st_value,
         .size = s.st_size,
@@ -293,8 +303,11 @@ static bool read_contract(struct guest_image *img, const Elf64_Ehdr *eh, struct 
     return fail(err, img, "contract.version", "image speaks boot contract version %u, this simulator version %u: rebuild the guest",
                 c->version, APFSIM_BOOT_VERSION);
   if (c->size != sizeof *c) return fail(err, img, "contract.size", "%u, expected %zu", c->size, sizeof *c);
+  /* The upper bound keeps boot_info_gpa + boot_info_bytes from wrapping (the overlap and
+   * image_start checks below add them) and the page inside the boot map, which guest RAM
+   * always covers: guest_boot_info_write zeroes all of it. */
   if (c->boot_info_gpa != APFSIM_BOOT_INFO_GPA || c->boot_info_bytes < sizeof(struct apfsim_boot_info) ||
-      c->boot_info_bytes % APFSIM_PAGE_SIZE)
+      c->boot_info_bytes % APFSIM_PAGE_SIZE || c->boot_info_bytes > APFSIM_BOOT_MAP_BYTES - APFSIM_BOOT_INFO_GPA)
     return fail(err, img, "contract.boot_info_gpa", "boot info page [%#" PRIx64 ", +%#" PRIx64 ") differs from the contract's %#llx",
                 c->boot_info_gpa, c->boot_info_bytes, (unsigned long long)APFSIM_BOOT_INFO_GPA);
   for (unsigned i = 0; i < img->n_segments; i++) {

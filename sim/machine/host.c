@@ -66,6 +66,7 @@ uint64_t machine_next_timed_event_ps(const struct machine *m) {
 
 void machine_deliver_due(struct machine *m, uint64_t now_ps) {
   if (m->ended) return;
+  machine_fetches_due(m, now_ps); /* swap-in completions whose time the device told */
   machine_dax_deliver_due(m, now_ps); /* page-cache read completions, the host truncate */
   if (!m->reclaim || m->ended) return;
   if (!m->started) {
@@ -89,20 +90,14 @@ void machine_deliver_due(struct machine *m, uint64_t now_ps) {
 }
 
 /* The vCPU waits for the read of its page: KVM's synchronous fault (DESIGN.md §2). */
-static bool block_on_fetch(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
-                           uint64_t now_ps) {
+bool machine_block_on_fetch(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
+                            uint64_t now_ps) {
   struct diag d = {{0}};
   const uint64_t gfn = f->gfn;
   bool ok;
   if (f->kind == EPT_FAULT_SWAP_IN) {
-    if (!m->io.submit) {
-      machine_fail(m, now_ps, "gpa %#llx must be read from the swap device, but the platform has none",
-                   (unsigned long long)(gfn << 12));
-      return false;
-    }
-    uint64_t done = m->io.submit(m->io.ctx, MACHINE_IO_FETCH, gfn << 12, (uint32_t)PAGE_BYTES, now_ps);
-    m->fetches++;
-    ok = ept_start_fetch(m->ept, gfn, c->id, done == MACHINE_NEVER ? UINT64_MAX : done / PS_PER_NS, &d);
+    if (!machine_fetch_start(m, gfn, c->id, now_ps)) return false;
+    ok = true;
   } else {
     ok = ept_join_fetch(m->ept, gfn, c->id, &d);
   }
@@ -122,6 +117,16 @@ static bool block_on_fetch(struct machine *m, struct mvcpu *c, const struct vcpu
               f->kind == EPT_FAULT_SWAP_IN ? "swap_in" : "in_flight");
   mv_show_state(m, c, now_ps, ex->ept.gpa);
   return false;
+}
+
+void machine_efault_exit(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
+                         uint64_t now_ps) {
+  char why[256], sym[160];
+  ept_describe_fault(f, why, sizeof why);
+  guest_image_symbolize(m->img, ex->rip, sym, sizeof sym);
+  machine_end(m, now_ps, OUTCOME_EFAULT_EXIT, "KVM_RUN failed with EFAULT (\"kvm run failed: Bad address\") on "
+              "vCPU %u: %s access to gpa %#llx at rip %#llx = %s: %s", c->id, access_word(ex->ept.access),
+              (unsigned long long)ex->ept.gpa, (unsigned long long)ex->rip, sym, why);
 }
 
 bool machine_ept_violation(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex) {
@@ -157,21 +162,16 @@ bool machine_ept_violation(struct machine *m, struct mvcpu *c, const struct vcpu
       return true;
     case EPT_FAULT_SWAP_IN:
     case EPT_FAULT_IN_FLIGHT:
+      if (m->apf) return machine_apf_fault(m, c, ex, &f, now_ps);
       if (m->hooks.decide && !ex->ept.during_delivery) {
         struct machine_host_fault hf = {c->id, ex->ept.gpa, ex->ept.gva, ex->rip, ex->ept.access, false, f, now_ps};
         if (m->hooks.decide(m->hooks.ctx, m, &hf) == MACHINE_FAULT_ASYNC) {
-          if (f.kind == EPT_FAULT_SWAP_IN && m->io.submit) {
-            uint64_t done = m->io.submit(m->io.ctx, MACHINE_IO_FETCH, gfn << 12, (uint32_t)PAGE_BYTES, now_ps);
-            m->fetches++;
-            if (!ept_start_fetch(m->ept, gfn, EPT_NO_VCPU, done == MACHINE_NEVER ? UINT64_MAX : done / PS_PER_NS, &d)) {
-              machine_fail(m, now_ps, "%s", d.msg);
-              return false;
-            }
-          }
+          if (f.kind == EPT_FAULT_SWAP_IN && m->io.submit && !machine_fetch_start(m, gfn, EPT_NO_VCPU, now_ps))
+            return false;
           return !m->ended;
         }
       }
-      return block_on_fetch(m, c, ex, &f, now_ps);
+      return machine_block_on_fetch(m, c, ex, &f, now_ps);
     case EPT_FAULT_DAX:
       return machine_dax_fault(m, c, ex, &f, now_ps);
     case EPT_FAULT_UNRESOLVABLE:
@@ -179,16 +179,11 @@ bool machine_ept_violation(struct machine *m, struct mvcpu *c, const struct vcpu
         machine_dax_efault(m, c, ex, &f, now_ps);
         return false;
       }
+      if (m->apf) return machine_apf_fault(m, c, ex, &f, now_ps); /* EFAULT, #VE or an async fault */
       /* fall through */
-    case EPT_FAULT_NOT_MEMORY: {
-      char why[256], sym[160];
-      ept_describe_fault(&f, why, sizeof why);
-      guest_image_symbolize(m->img, ex->rip, sym, sizeof sym);
-      machine_end(m, now_ps, OUTCOME_EFAULT_EXIT, "KVM_RUN failed with EFAULT (\"kvm run failed: Bad address\") on "
-                  "vCPU %u: %s access to gpa %#llx at rip %#llx = %s: %s", c->id, access_word(ex->ept.access),
-                  (unsigned long long)ex->ept.gpa, (unsigned long long)ex->rip, sym, why);
+    case EPT_FAULT_NOT_MEMORY:
+      machine_efault_exit(m, c, ex, &f, now_ps);
       return false;
-    }
   }
   return false;
 }
@@ -198,9 +193,10 @@ void machine_io_done(struct machine *m, enum machine_io_kind kind, uint64_t gpa,
     m->writebacks_done++;
     return;
   }
-  m->fetches_done++;
-  if (m->ended) return;
-  const uint64_t gfn = gpa >> 12;
+  machine_fetch_reported(m, gpa >> 12, now_ps);
+}
+
+void machine_page_in(struct machine *m, uint64_t gfn, uint64_t now_ps) {
   struct ept_change ch;
   struct diag d = {{0}};
   if (!ept_complete_fetch(m->ept, gfn, &ch, &d)) {
@@ -225,5 +221,6 @@ void machine_io_done(struct machine *m, enum machine_io_kind kind, uint64_t gpa,
                 (unsigned long long)c->fault_gpa, (unsigned long long)(latency / PS_PER_NS));
     if (m->io.kick) m->io.kick(m->io.ctx, i, at);
   }
+  machine_apf_fetch_done(m, gfn, false, now_ps);
   if (m->hooks.page_in) m->hooks.page_in(m->hooks.ctx, m, gfn, now_ps);
 }

@@ -102,16 +102,6 @@ static struct vcpu_costs costs_from(const struct cost_config *c) {
   };
 }
 
-/* CPUID 0x40000001 EAX bits (Linux arch/x86/include/uapi/asm/kvm_para.h). */
-#define KVM_FEATURE_ASYNC_PF (1u << 4)
-#define KVM_FEATURE_ASYNC_PF_VMEXIT (1u << 10)
-#define KVM_FEATURE_ASYNC_PF_INT (1u << 14)
-
-static uint32_t kvm_features(const struct apf_config *a) {
-  return (a->cpuid_async_pf ? KVM_FEATURE_ASYNC_PF : 0) | (a->cpuid_async_pf_vmexit ? KVM_FEATURE_ASYNC_PF_VMEXIT : 0) |
-         (a->cpuid_async_pf_int ? KVM_FEATURE_ASYNC_PF_INT : 0);
-}
-
 static bool boot_vcpu(struct machine *m, unsigned i, struct diag *err) {
   struct mvcpu *c = &m->cpu[i];
   c->id = i;
@@ -147,7 +137,9 @@ static bool boot_vcpu(struct machine *m, unsigned i, struct diag *err) {
       .peers = m->peers,
       .n_peers = m->n,
       .costs = costs_from(&m->cfg->costs),
-      .kvm_features = kvm_features(&m->cfg->apf),
+      /* CPUID 0x40000001 EAX: what this host kind offers (apf_cpuid_features), the same
+       * on every vCPU and the same the engine's MSR checks use. */
+      .kvm_features = machine_apf_kvm_features(m),
       .enforce_pv_cpuid = m->cfg->host.enforce_pv_cpuid,
       .cpuid_x2apic = true,
   };
@@ -228,6 +220,7 @@ struct machine *machine_create(const struct machine_params *p, struct diag *err)
     goto fail;
   }
   if (!machine_register_apic_msrs(m, err)) goto fail;
+  if (!machine_fetches_setup(m, err) || !machine_apf_setup(m, err)) goto fail;
   machine_install_callbacks(m);
 
   uint64_t ranges[MACHINE_MAX_TEXT_RANGES][2];
@@ -252,6 +245,8 @@ void machine_destroy(struct machine *m) {
   vcpu_msr_table_free(m->msrs);
   reclaim_destroy(m->reclaim);
   machine_dax_destroy(m);
+  machine_apf_destroy(m);
+  machine_fetches_destroy(m);
   ept_destroy(m->ept);
   shadow_destroy(m->shadow);
   if (m->mem) munmap(m->mem, m->map_bytes);

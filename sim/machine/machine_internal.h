@@ -4,6 +4,8 @@
  *   guest_io.c  what the guest tells the host through ports; outcomes and verdicts
  *   host.c      EPT violations, reclaim, host I/O, scripted evictions
  *   dax.c       the virtiofs DAX window: page-cache reads, the host truncate, EFAULT
+ *   apf_glue.c  the host APF engine (sim/apf) wired to vCPUs, APICs, EPT and host reads
+ *   fetches.c   host page reads in flight and their completion times
  *   summary.c   the run summary
  * Not for: anything outside sim/machine. */
 #ifndef APFSIM_MACHINE_INTERNAL_H
@@ -27,10 +29,12 @@
  * page-table pages, each at most once per attempt), far below a useful run. */
 #define MACHINE_LIVELOCK_FAULTS 4096u
 
-enum mv_state { MV_RUNNING, MV_HALTED, MV_BLOCKED };
+/* MV_APF_HALTED: KVM's synthetic halt (an async read the guest cannot be told about):
+ * no guest code runs until an interrupt, an NMI or completed APF work (apf_glue.c). */
+enum mv_state { MV_RUNNING, MV_HALTED, MV_BLOCKED, MV_APF_HALTED };
 
 /* What the trace last said the vCPU was doing (`vcpu_state`, docs/trace-format.md). */
-enum mv_shown { SHOWN_NONE, SHOWN_USER, SHOWN_KERNEL, SHOWN_HALTED, SHOWN_BLOCKED };
+enum mv_shown { SHOWN_NONE, SHOWN_USER, SHOWN_KERNEL, SHOWN_HALTED, SHOWN_BLOCKED, SHOWN_APF_HALTED };
 
 /* An interrupt another vCPU sent: it lands at the target's first slice starting at or
  * after at_ps (docs/platform.md, "IPIs"). */
@@ -63,10 +67,12 @@ struct mvcpu {
   char line[MACHINE_CONSOLE_LINE];
   size_t line_len;
   unsigned faults_without_progress;
+  bool apf_kicked; /* the APF engine has completed work for it: a halt ends (apf_glue.c) */
   /* statistics */
   uint64_t instructions, vm_exits, ept_violations, zero_fills, sync_faults, interrupts;
   uint64_t timer_interrupts, ipis_received, nmis_injected;
   uint64_t run_ps, halted_ps, blocked_ps;
+  uint64_t apf_halted_ps; /* in synthetic halts (not in halted_ps) */
   struct latency_hist sync_latency;
   uint64_t sync_latency_sum_ns;
 };
@@ -86,6 +92,8 @@ struct machine {
   struct ept *ept;
   struct reclaim *reclaim; /* NULL: no host memory limit */
   struct machine_dax *dax; /* NULL: no DAX window (dax.c) */
+  struct machine_apf *apf; /* the host APF engine (apf_glue.c) */
+  struct machine_fetches *reads; /* host page reads in flight (fetches.c) */
   struct vcpu_msr_table *msrs;
   struct vcpu_platform plat;
   struct vcpu_text_range text[MACHINE_MAX_TEXT_RANGES];
@@ -153,6 +161,12 @@ bool machine_host_setup(struct machine *m, struct diag *err);
  * false if it is now BLOCKED or the run ended. */
 bool machine_ept_violation(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex);
 void machine_apply_flush(struct machine *m, const struct shadow_flush *f);
+/* The synchronous fault: start or join the read of f->gfn, c BLOCKED on it (false). */
+bool machine_block_on_fetch(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
+                            uint64_t now_ps);
+/* Outcome efault_exit ("kvm run failed: Bad address") for the access in ex. */
+void machine_efault_exit(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
+                         uint64_t now_ps);
 
 /* dax.c */
 /* Where the guest-physical space the vCPUs and the shadow see ends: the DAX window's end
@@ -174,6 +188,54 @@ void machine_dax_efault(struct machine *m, struct mvcpu *c, const struct vcpu_ex
                         uint64_t now_ps);
 /* The summary's "dax" section (false without a window). */
 bool machine_dax_section(struct machine *m, struct report_section *out);
+
+/* fetches.c: every page read of the swap device goes through here, so that the machine
+ * knows when each completes (when the device says so at submission) and can complete it
+ * itself once a vCPU or the host thread reaches that time — page-ready interrupts then
+ * land at their time, bounding running vCPUs' horizons like any timed event. */
+bool machine_fetches_setup(struct machine *m, struct diag *err);
+void machine_fetches_destroy(struct machine *m);
+/* Submits the read of gfn (a swap-in) at at_ps and starts it in the EPT with `waiter`
+ * (a vCPU id, or EPT_NO_VCPU for a read nobody blocks on). False: machine_fail was called. */
+bool machine_fetch_start(struct machine *m, uint64_t gfn, unsigned waiter, uint64_t at_ps);
+/* A read that can never complete successfully (an unresolvable page an async fault
+ * asked for): it fails at at_ps, without the device. */
+void machine_fetch_fail(struct machine *m, uint64_t gfn, uint64_t at_ps);
+/* The earliest completion the machine knows of and has not run (NEVER if none), when
+ * reads bound horizons (APF on); machine-wide timed events include it. */
+uint64_t machine_fetches_next_ps(const struct machine *m);
+/* Runs every known completion at or before now_ps. */
+void machine_fetches_due(struct machine *m, uint64_t now_ps);
+/* The device reported a read of gfn done at now_ps: runs it unless it already ran. */
+void machine_fetch_reported(struct machine *m, uint64_t gfn, uint64_t now_ps);
+/* host.c: a read of gfn completed at now_ps (success: resident; waiters woken). */
+void machine_page_in(struct machine *m, uint64_t gfn, uint64_t now_ps);
+
+/* apf_glue.c */
+bool machine_apf_setup(struct machine *m, struct diag *err); /* before the vCPUs exist */
+void machine_apf_destroy(struct machine *m);
+uint32_t machine_apf_kvm_features(const struct machine *m);
+/* An EPT violation needing a read (SWAP_IN, IN_FLIGHT) or on an unresolvable page:
+ * the engine decides. True if the vCPU may run on. */
+bool machine_apf_fault(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
+                       uint64_t now_ps);
+/* Before every guest entry of c at now_ps: present completed work (page-ready). */
+void machine_apf_service(struct machine *m, struct mvcpu *c, uint64_t now_ps);
+/* A read finished (failed: the page cannot come in): the engine completes its works. */
+void machine_apf_fetch_done(struct machine *m, uint64_t gfn, bool failed, uint64_t now_ps);
+/* Whether async reads are on (protocol other than off): reads then bound horizons. */
+bool machine_apf_async(const struct machine *m);
+/* A synthetic-halted vCPU at now_ps (after its IPIs and timer were brought up to date):
+ * true if something ends the halt. */
+bool machine_apf_halt_ends(struct machine *m, struct mvcpu *c);
+/* After each slice of c, at its local time t_ps: traces what the guest's process
+ * statistics show of APF waits since the last look — apf_wait (a task started sleeping
+ * on a token), apf_wake (its token was cleared: woken), apf_resume (it has been
+ * scheduled in since). Sampled, so stamped at slice ends: the order of a
+ * task's events is exact, their times are within a slice of the truth. */
+void machine_apf_observe(struct machine *m, struct mvcpu *c, uint64_t t_ps);
+/* The summary's apf counts and its per-vCPU section. */
+void machine_apf_summary(struct machine *m, struct run_summary *s);
 
 /* summary.c */
 bool machine_read_proc(const struct machine *m, unsigned k, struct apfsim_proc_stats *ps);

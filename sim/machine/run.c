@@ -63,6 +63,7 @@ uint64_t machine_horizon_ps(const struct machine *m, unsigned i, uint64_t now_ps
   uint64_t h = now_ps > MACHINE_NEVER - m->quantum_ps ? MACHINE_NEVER : now_ps + m->quantum_ps;
   h = min_u64(h, timer_ps(c));
   h = min_u64(h, machine_next_timed_event_ps(m));
+  h = min_u64(h, machine_fetches_next_ps(m)); /* a page-ready lands at its read's completion */
   return min_u64(h, m->limit_ps);
 }
 
@@ -73,8 +74,10 @@ uint64_t machine_vcpu_wake_ps(const struct machine *m, unsigned i) {
     case MV_RUNNING: return 0;
     /* a page-cache read has a known completion: the vCPU wakes itself there */
     case MV_BLOCKED: return c->io_ready ? 0 : machine_dax_wake_ps(m, c->fault_gpa >> 12);
-    case MV_HALTED: break;
+    case MV_HALTED:
+    case MV_APF_HALTED: break;
   }
+  if (c->apf_kicked) return 0; /* completed APF work: a guest HLT or a synthetic halt ends */
   if (vcpu_nmi_pending(c->v) && !vcpu_nmi_blocked(c->v)) return 0;
   uint64_t w = timer_ps(c);
   for (unsigned k = 0; k < c->n_ipis; k++) w = min_u64(w, c->ipis[k].at_ps);
@@ -248,10 +251,12 @@ void machine_install_callbacks(struct machine *m) {
 /* ---------- slices ---------- */
 
 static void show(struct machine *m, struct mvcpu *c, uint64_t t_ps, enum mv_shown now, uint64_t gpa) {
-  static const char *const words[] = {"none", "user", "kernel", "halted", "blocked"};
+  static const char *const words[] = {"none", "user", "kernel", "halted", "blocked", "halted"};
   if (now == c->shown) return;
   c->shown = now;
-  if (now == SHOWN_BLOCKED)
+  if (now == SHOWN_APF_HALTED) /* KVM's synthetic halt (docs/trace-format.md) */
+    trace_event(m->trace, t_ps / PS_PER_NS, (int)c->id, "vcpu_state", "state halted reason apf_halt");
+  else if (now == SHOWN_BLOCKED)
     trace_event(m->trace, t_ps / PS_PER_NS, (int)c->id, "vcpu_state", "state blocked gpa %#llx",
                 (unsigned long long)gpa);
   else
@@ -259,8 +264,8 @@ static void show(struct machine *m, struct mvcpu *c, uint64_t t_ps, enum mv_show
 }
 
 void mv_show_state(struct machine *m, struct mvcpu *c, uint64_t t_ps, uint64_t gpa) {
-  if (c->state == MV_HALTED) {
-    show(m, c, t_ps, SHOWN_HALTED, 0);
+  if (c->state == MV_HALTED || c->state == MV_APF_HALTED) {
+    show(m, c, t_ps, c->state == MV_HALTED ? SHOWN_HALTED : SHOWN_APF_HALTED, 0);
   } else if (c->state == MV_BLOCKED) {
     show(m, c, t_ps, SHOWN_BLOCKED, gpa);
   } else {
@@ -289,6 +294,15 @@ static bool resume(struct machine *m, struct mvcpu *c, uint64_t now_ps) {
     case MV_HALTED:
       /* its cycles stood still while halted: local time jumps to now */
       mv_rebase(m, c, now_ps);
+      return true;
+    case MV_APF_HALTED:
+      /* KVM's synthetic halt ends on an interrupt, an NMI or completed APF work; the
+       * caller brought its IPIs and timer up to now first */
+      if (!machine_apf_halt_ends(m, c)) return false;
+      c->apf_halted_ps += now_ps > c->since_ps ? now_ps - c->since_ps : 0;
+      c->state = MV_RUNNING;
+      mv_rebase(m, c, now_ps);
+      mv_show_state(m, c, now_ps, 0);
       return true;
     case MV_RUNNING:
       /* a caller that let time pass without running it (the first slice) */
@@ -334,10 +348,17 @@ bool machine_vcpu_run(struct machine *m, unsigned i, uint64_t now_ps, uint64_t h
   if (!m->ended) machine_deliver_due(m, now_ps);
   if (m->ended) return !m->failed;
   const enum mv_state entered = c->state;
+  if (entered == MV_APF_HALTED) {
+    deliver_ipis(m, c, now_ps);
+    advance_apic(m, c, now_ps);
+    mv_update_irq_line(c);
+  }
   if (!resume(m, c, now_ps)) {
-    step->next = MACHINE_VCPU_BLOCKED;
+    c->apf_kicked = false;
+    step->next = entered == MV_APF_HALTED ? MACHINE_VCPU_HALTED : MACHINE_VCPU_BLOCKED;
     return true;
   }
+  c->apf_kicked = false;
   if (c->state == MV_RUNNING) mv_show_state(m, c, now_ps, 0);
   deliver_ipis(m, c, now_ps);
   advance_apic(m, c, now_ps);
@@ -361,6 +382,8 @@ bool machine_vcpu_run(struct machine *m, unsigned i, uint64_t now_ps, uint64_t h
       end_at_instruction_limit(m, before);
       break;
     }
+    /* KVM presents completed APF work (page-ready) before every guest entry. */
+    machine_apf_service(m, c, before);
     struct vcpu_exit ex;
     if (fit == 0 || fit > cap)
       vcpu_run(c->v, fit == 0 ? 1 : cap, &ex); /* at least one instruction: progress past the horizon */
@@ -401,9 +424,10 @@ bool machine_vcpu_run(struct machine *m, unsigned i, uint64_t now_ps, uint64_t h
   }
   const uint64_t local = mv_local_ps(m, c);
   step->consumed_ps = local > now_ps ? local - now_ps : 0;
+  machine_apf_observe(m, c, local > now_ps ? local : now_ps);
   if (m->ended)
     step->next = MACHINE_VCPU_STOPPED;
-  else if (c->state == MV_HALTED)
+  else if (c->state == MV_HALTED || c->state == MV_APF_HALTED)
     step->next = MACHINE_VCPU_HALTED;
   else if (c->state == MV_BLOCKED) {
     step->next = MACHINE_VCPU_BLOCKED;

@@ -154,4 +154,5 @@ void machine_summary(struct machine *m, struct run_summary *s) {
   if (machine_dax_section(m, &m->sections[n])) n++;
   s->sections = m->sections;
   s->n_sections = n;
+  machine_apf_summary(m, s); /* the apf counts and the apf_vcpu section */
 }

@@ -46,6 +46,13 @@ static void op_inject(void *ctx, unsigned vcpu, uint32_t ec, uint64_t cr2) {
   PUSH(f->inj, f->n_inj, ((struct fx_inject){vcpu, ec, cr2}));
 }
 
+static void op_inject_ve(void *ctx, unsigned vcpu) {
+  struct fx *f = ctx;
+  assert_false(f->st[vcpu].exception_pending);
+  f->st[vcpu].exception_pending = true;
+  f->ves[vcpu]++;
+}
+
 static void op_irq(void *ctx, unsigned vcpu, uint8_t vector) {
   struct fx *f = ctx;
   PUSH(f->irq, f->n_irq, ((struct fx_irq){vcpu, vector}));
@@ -133,6 +140,7 @@ struct fx *fx_new(const struct apf_engine_config *cfg) {
       .kick = op_kick,
       .prefault = op_prefault,
       .shared_area = op_area,
+      .inject_ve = op_inject_ve,
       .trace = op_trace,
   };
   struct diag d;

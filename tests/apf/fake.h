@@ -31,6 +31,7 @@ struct fx {
   unsigned halts[FX_MAX_VCPUS];
   unsigned kicks[FX_MAX_VCPUS];
   unsigned kicks_running[FX_MAX_VCPUS]; /* kicks asking a running vCPU to exit */
+  unsigned ves[FX_MAX_VCPUS];           /* #VEs injected (inject_ve) */
   struct fx_inject *inj; size_t n_inj;
   struct fx_irq *irq; size_t n_irq;
   struct fx_fetch *fetch; size_t n_fetch;

@@ -263,6 +263,60 @@ PY
     expect_status 2 "$apfsim" run "$cfg" --quiet --set dax/window-gpa=0x1000000000
     grep -q 'dax/window-gpa' err || fail "bad window message: $(cat err)"
     ;;
+  apf-off|apf-halt|apf-2010|apf-2020)
+    # Each APF scenario: outcome ok, the same trace twice (two runs at once), replay identical.
+    cfg=$src/configs/$case.xml
+    "$apfsim" run "$cfg" --quiet --console none --expect ok --trace a.trace --json a.json >/dev/null 2>&1 &
+    expect_status 0 "$apfsim" run "$cfg" --quiet --console none --expect ok --trace b.trace --json b.json
+    wait $! || fail "first run failed"
+    cmp a.trace b.trace || fail "same config, different traces"
+    expect_status 0 "$apfsim" replay a.trace
+    grep -q "^replay identical" out || fail "replay output: $(cat out)"
+    python3 - "$case" <<'PY' || fail "summary"
+import json, sys
+case = sys.argv[1]
+d = json.load(open("a.json"))
+lines = [l.split() for l in open("a.trace") if not l.startswith("#")]
+count = lambda name, text="": sum(1 for l in lines if l[2] == name and text in " ".join(l[3:]))
+a = d["apf"]
+assert d["workload"]["ops"] > 0 and d["workload"]["ops_per_sec"] > 0
+assert a["sync_faults"] == count("sync_fault_start") > 0
+assert a["not_present"] == count("apf_inject_pf", "kind not_present") + count("apf_inject_ve", "kind not_present")
+assert a["synthetic_halts"] == count("apf_synthetic_halt")
+assert a["wake_all"] == count("apf_wake_all", "queued")
+assert [r["not_present"] for r in d["apf_vcpu"]] == [v["apf_not_present"] for v in d["vcpus"]]
+if case == "apf-off":
+    assert a["not_present"] == a["synthetic_halts"] == a["wake_all"] == 0
+    assert count("apf_sync_fault", "why async_disabled") == a["sync_faults"]
+elif case == "apf-halt":
+    assert a["not_present"] == 0 and a["synthetic_halts"] > 10 and a["wake_all"] == 0
+else:
+    assert a["not_present"] > 10 and a["wake_all"] == 2
+    if case == "apf-2010":
+        assert a["page_ready"] == count("apf_inject_pf", "kind page_ready")
+        assert count("apf_orphan_page_ready") >= 1 and a["dummy_nodes"] >= 1
+    else:
+        assert a["page_ready"] == count("apf_page_ready_irq") - a["wake_all"]
+        assert count("apf_orphan_page_ready") == 0 and a["dummy_nodes"] == 0
+PY
+    ;;
+  apf-throughput)
+    # The note's claim (docs/apf-results.md): APF (2020, 2010) completes clearly more guest
+    # operations per simulated second than synchronous faults; the halt-only host in between.
+    for p in off halt 2010 2020; do
+      expect_status 0 "$apfsim" run "$src/configs/apf-$p.xml" --quiet --console none --expect ok --json $p.json
+    done
+    python3 - <<'PY' || fail "throughput order"
+import json
+r = {p: json.load(open(p + ".json")) for p in ["off", "halt", "2010", "2020"]}
+ops = {p: d["workload"]["ops_per_sec"] for p, d in r.items()}
+blocked = {p: sum(v["blocked_ns"] for v in d["vcpu_time"]) for p, d in r.items()}
+assert ops["2020"] > 1.5 * ops["off"] and ops["2010"] > 1.5 * ops["off"], ops
+assert ops["off"] < ops["halt"] < min(ops["2010"], ops["2020"]), ops
+assert blocked["off"] > blocked["halt"] and blocked["off"] > blocked["2020"], blocked
+assert all(d["host_seconds"] < 5 for d in r.values())
+PY
+    ;;
   *) fail "unknown case" ;;
 esac
 echo "PASS [$case]"

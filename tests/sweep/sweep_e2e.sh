@@ -196,11 +196,16 @@ PY
   bad-input)
     expect_status 0 "$apfsim" sweep --help
     grep -q "^usage: apfsim sweep SWEEP -o RESULTS.csv" out || fail "help"
-    # configs/sweep-latency.xml is valid, but its base arrives with issue 6.
-    expect_status 2 "$apfsim" sweep "$src/configs/sweep-latency.xml" -o lat.csv -j 2
-    grep -q "sweep-latency.xml:[0-9]*: base: base config 'apf-2020.xml' cannot be used: .*apf-2020.xml: cannot open: No such file or directory" err \
+    # A base config that does not exist stops the sweep before anything runs.
+    sed 's|<base>apf-2020.xml</base>|<base>no-such-base.xml</base>|' "$src/configs/sweep-latency.xml" > nobase.xml
+    expect_status 2 "$apfsim" sweep nobase.xml -o lat.csv -j 2
+    grep -q "nobase.xml:[0-9]*: base: base config 'no-such-base.xml' cannot be used: .*no-such-base.xml: cannot open: No such file or directory" err \
       || fail "missing base: $(cat err)"
     [ ! -e lat.csv ] || fail "a CSV was created"
+    # configs/sweep-latency.xml (780 points on the issue 6 APF scenario) checks out.
+    expect_status 0 "$apfsim" sweep "$src/configs/sweep-latency.xml" -o lat.csv --dry-run
+    [ "$(wc -l < out)" -eq 781 ] || fail "sweep-latency points: $(wc -l < out)"
+    [ ! -e lat.csv ] || fail "a CSV was created by --dry-run"
     # A bad value in one point is reported before anything runs.
     printf '<sweep>\n<base>%s</base>\n<param path="swap-device/channels"><values>4 0</values></param>\n</sweep>\n' \
       "$smoke" > badpoint.xml
