@@ -138,6 +138,7 @@ static void op_shared_area(void *ctx, unsigned vcpu, uint64_t gpa, bool in_use) 
 
 static void op_trace(void *ctx, uint64_t time_ns, int cpu, const char *name, const char *fields) {
   trace_event(((struct machine *)ctx)->trace, time_ns, cpu, name, "%s", fields);
+  machine_nmi_event(ctx, cpu, name); /* after-event NMI plans count the engine's events */
 }
 
 /* ---------- MSRs ---------- */

@@ -221,6 +221,9 @@ struct machine *machine_create(const struct machine_params *p, struct diag *err)
   }
   if (!machine_register_apic_msrs(m, err)) goto fail;
   if (!machine_fetches_setup(m, err) || !machine_apf_setup(m, err)) goto fail;
+  if (p->config_error) *p->config_error = true; /* a plan it cannot carry out is bad input */
+  if (!machine_nmi_setup(m, err)) goto fail;
+  if (p->config_error) *p->config_error = false;
   machine_install_callbacks(m);
 
   uint64_t ranges[MACHINE_MAX_TEXT_RANGES][2];
@@ -247,6 +250,7 @@ void machine_destroy(struct machine *m) {
   machine_dax_destroy(m);
   machine_apf_destroy(m);
   machine_fetches_destroy(m);
+  machine_nmi_destroy(m);
   ept_destroy(m->ept);
   shadow_destroy(m->shadow);
   if (m->mem) munmap(m->mem, m->map_bytes);

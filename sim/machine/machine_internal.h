@@ -6,6 +6,7 @@
  *   dax.c       the virtiofs DAX window: page-cache reads, the host truncate, EFAULT
  *   apf_glue.c  the host APF engine (sim/apf) wired to vCPUs, APICs, EPT and host reads
  *   fetches.c   host page reads in flight and their completion times
+ *   nmi_plan.c  the configuration's NMI injection plans (race/nmi)
  *   summary.c   the run summary
  * Not for: anything outside sim/machine. */
 #ifndef APFSIM_MACHINE_INTERNAL_H
@@ -94,6 +95,7 @@ struct machine {
   struct machine_dax *dax; /* NULL: no DAX window (dax.c) */
   struct machine_apf *apf; /* the host APF engine (apf_glue.c) */
   struct machine_fetches *reads; /* host page reads in flight (fetches.c) */
+  struct machine_nmi *nmi;       /* NULL: no race/nmi plans (nmi_plan.c) */
   struct vcpu_msr_table *msrs;
   struct vcpu_platform plat;
   struct vcpu_text_range text[MACHINE_MAX_TEXT_RANGES];
@@ -236,6 +238,21 @@ bool machine_apf_halt_ends(struct machine *m, struct mvcpu *c);
 void machine_apf_observe(struct machine *m, struct mvcpu *c, uint64_t t_ps);
 /* The summary's apf counts and its per-vCPU section. */
 void machine_apf_summary(struct machine *m, struct run_summary *s);
+
+/* nmi_plan.c */
+bool machine_nmi_setup(struct machine *m, struct diag *err); /* a plan the machine cannot carry out: false */
+void machine_nmi_destroy(struct machine *m);
+/* Queues the NMIs of c's plans due at its retired count or by local time t_ps. */
+void machine_nmi_due(struct machine *m, struct mvcpu *c, uint64_t t_ps);
+/* Instructions c may retire before its next planned count (UINT64_MAX: none). */
+uint64_t machine_nmi_cap(const struct machine *m, const struct mvcpu *c);
+/* The next periodic NMI's time on c (a horizon, a halted vCPU's wake), or NEVER. */
+uint64_t machine_nmi_next_ps(const struct machine *m, const struct mvcpu *c);
+/* A plan of c is due at its current count (e.g. reached before it halted). */
+bool machine_nmi_due_now(const struct machine *m, const struct mvcpu *c);
+/* A trace event named `name` on vCPU `cpu` (after-event plans count them). */
+void machine_nmi_event(struct machine *m, int cpu, const char *name);
+uint64_t machine_nmi_injected(const struct machine *m);
 
 /* summary.c */
 bool machine_read_proc(const struct machine *m, unsigned k, struct apfsim_proc_stats *ps);

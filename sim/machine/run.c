@@ -64,6 +64,7 @@ uint64_t machine_horizon_ps(const struct machine *m, unsigned i, uint64_t now_ps
   h = min_u64(h, timer_ps(c));
   h = min_u64(h, machine_next_timed_event_ps(m));
   h = min_u64(h, machine_fetches_next_ps(m)); /* a page-ready lands at its read's completion */
+  h = min_u64(h, machine_nmi_next_ps(m, c));  /* a periodic NMI plan */
   return min_u64(h, m->limit_ps);
 }
 
@@ -79,7 +80,8 @@ uint64_t machine_vcpu_wake_ps(const struct machine *m, unsigned i) {
   }
   if (c->apf_kicked) return 0; /* completed APF work: a guest HLT or a synthetic halt ends */
   if (vcpu_nmi_pending(c->v) && !vcpu_nmi_blocked(c->v)) return 0;
-  uint64_t w = timer_ps(c);
+  if (machine_nmi_due_now(m, c)) return 0;
+  uint64_t w = min_u64(timer_ps(c), machine_nmi_next_ps(m, c));
   for (unsigned k = 0; k < c->n_ipis; k++) w = min_u64(w, c->ipis[k].at_ps);
   return w;
 }
@@ -352,6 +354,7 @@ bool machine_vcpu_run(struct machine *m, unsigned i, uint64_t now_ps, uint64_t h
     deliver_ipis(m, c, now_ps);
     advance_apic(m, c, now_ps);
     mv_update_irq_line(c);
+    machine_nmi_due(m, c, now_ps); /* an NMI ends a synthetic halt too */
   }
   if (!resume(m, c, now_ps)) {
     c->apf_kicked = false;
@@ -384,6 +387,10 @@ bool machine_vcpu_run(struct machine *m, unsigned i, uint64_t now_ps, uint64_t h
     }
     /* KVM presents completed APF work (page-ready) before every guest entry. */
     machine_apf_service(m, c, before);
+    /* An NMI plan's count: inject at it, and never run past the next one. */
+    machine_nmi_due(m, c, before);
+    const uint64_t nmi_cap = machine_nmi_cap(m, c);
+    if (nmi_cap < cap) cap = nmi_cap;
     struct vcpu_exit ex;
     if (fit == 0 || fit > cap)
       vcpu_run(c->v, fit == 0 ? 1 : cap, &ex); /* at least one instruction: progress past the horizon */

@@ -155,4 +155,5 @@ void machine_summary(struct machine *m, struct run_summary *s) {
   s->sections = m->sections;
   s->n_sections = n;
   machine_apf_summary(m, s); /* the apf counts and the apf_vcpu section */
+  s->race.nmi_injected = machine_nmi_injected(m);
 }

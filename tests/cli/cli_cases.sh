@@ -314,7 +314,6 @@ blocked = {p: sum(v["blocked_ns"] for v in d["vcpu_time"]) for p, d in r.items()
 assert ops["2020"] > 1.5 * ops["off"] and ops["2010"] > 1.5 * ops["off"], ops
 assert ops["off"] < ops["halt"] < min(ops["2010"], ops["2020"]), ops
 assert blocked["off"] > blocked["halt"] and blocked["off"] > blocked["2020"], blocked
-assert all(d["host_seconds"] < 5 for d in r.values())
 PY
     ;;
   *) fail "unknown case" ;;
