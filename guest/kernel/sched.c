@@ -241,7 +241,11 @@ void hung_task_check(uint64_t now_ns) {
   for (uint32_t i = 0; i < nr_tasks; i++) {
     struct task *t = all_tasks[i];
     if (READ_ONCE(t->state) != TASK_SLEEPING || t->hung_reported) continue;
-    if (now_ns - t->sleep_start_ns <= timeout) continue;
+    /* Each vCPU's clock is its own TSC, which may run up to a quantum ahead of
+     * another's: a task put to sleep on a vCPU that is ahead can look as if it
+     * slept "in the future" here. Compare signed so that reads as not hung
+     * instead of wrapping to an enormous sleep. */
+    if ((int64_t)(now_ns - t->sleep_start_ns) <= (int64_t)timeout) continue;
     t->hung_reported = 1;
     printk("INFO: task %s:%u blocked for more than %llu ms\n", t->comm, t->pid,
            (unsigned long long)(timeout / 1000000));
