@@ -116,6 +116,8 @@ for h in "${run[@]}"; do
   rc=$?
   set -e
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
+  # -fork=N prints no final stats; its last progress line has the count.
+  [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 || true)
   echo "   $h: exit $rc, ${execs:-?} executions, ${cov:-cov: ?}" >&2
   if [ $rc -ne 0 ]; then

@@ -59,21 +59,34 @@ static const char *first_leaf(const struct field *f) {
   return f->children && f->children->name ? f->children->name : "";
 }
 
-/* The first character of UTF-8 `s` that XML 1.0 cannot hold (its Char
- * production), or 0 when there is none. xmlCheckUTF8 lets through code
- * points above U+10FFFF, surrogates and U+FFFE/U+FFFF; the parser refuses
- * them when the canonical config is read back (a trace header), so they must
- * not get in here either. */
+/* The first character of `s` that XML 1.0 cannot hold (its Char
+ * production), or -1 when `s` is not strict UTF-8, or 0 when all is well.
+ * The value ends up in the canonical config a trace header carries, and the
+ * parser refuses there what xmlCheckUTF8 lets through here: overlong forms,
+ * surrogates, code points above U+10FFFF, U+FFFE and U+FFFF. */
 static int non_xml_char(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
-  size_t left = strlen(s);
-  while (left > 0) {
-    int len = left > 4 ? 4 : (int)left;
-    int ch = xmlGetUTF8Char(p, &len);
-    if (ch < 0 || len <= 0) return -1;
-    if (!xmlIsCharQ(ch)) return ch;
-    p += len;
-    left -= (size_t)len;
+  while (*p) {
+    unsigned b = p[0], cp, min;
+    int n;
+    if (b < 0x80) {
+      n = 1, cp = b, min = 0;
+    } else if ((b & 0xe0) == 0xc0) {
+      n = 2, cp = b & 0x1f, min = 0x80;
+    } else if ((b & 0xf0) == 0xe0) {
+      n = 3, cp = b & 0x0f, min = 0x800;
+    } else if ((b & 0xf8) == 0xf0) {
+      n = 4, cp = b & 0x07, min = 0x10000;
+    } else {
+      return -1;
+    }
+    for (int i = 1; i < n; i++) {
+      if ((p[i] & 0xc0) != 0x80) return -1; /* also stops at the terminating NUL */
+      cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return -1;
+    if (!xmlIsCharQ(cp)) return (int)cp;
+    p += n;
   }
   return 0;
 }

@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -39,12 +41,36 @@ struct trace_reader {
 
 enum line_status { LINE_ERROR = -1, LINE_EOF = 0, LINE_OK = 1 };
 
+/* diag_at, with control characters shown as \xNN: messages quote the
+ * offending text, which in a corrupt file can be anything but a newline, and
+ * a message must stay one printable line (DESIGN.md §4). */
+static bool reader_fail(struct diag *d, const char *file, long line, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static bool reader_fail(struct diag *d, const char *file, long line, const char *field, const char *fmt, ...) {
+  char raw[DIAG_MAX], msg[DIAG_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(raw, sizeof raw, fmt, ap);
+  va_end(ap);
+  size_t n = 0;
+  for (const char *p = raw; *p && n + 5 < sizeof msg; p++) {
+    unsigned char ch = (unsigned char)*p;
+    if (ch < 0x20 || ch == 0x7f)
+      n += (size_t)snprintf(msg + n, sizeof msg - n, "\\x%02x", ch);
+    else
+      msg[n++] = (char)ch;
+  }
+  msg[n] = '\0';
+  return diag_at(d, file, line, field, "%s", msg);
+}
+
 static enum line_status read_line(struct trace_reader *r, struct diag *d) {
   errno = 0;
   ssize_t n = getline(&r->line, &r->line_cap, r->f);
   if (n < 0) {
     if (ferror(r->f)) {
-      diag_at(d, r->path, r->line_no + 1, NULL, "read error: %s", strerror(errno));
+      reader_fail(d, r->path, r->line_no + 1, NULL, "read error: %s", strerror(errno));
       return LINE_ERROR;
     }
     return LINE_EOF;
@@ -52,16 +78,16 @@ static enum line_status read_line(struct trace_reader *r, struct diag *d) {
   r->line_no++;
   size_t len = (size_t)n;
   if (memchr(r->line, '\0', len)) {
-    diag_at(d, r->path, r->line_no, "line", "NUL byte (binary data, not a trace)");
+    reader_fail(d, r->path, r->line_no, "line", "NUL byte (binary data, not a trace)");
     return LINE_ERROR;
   }
   if (r->line[len - 1] != '\n') {
-    diag_at(d, r->path, r->line_no, "line", "no newline at the end of the file (truncated?)");
+    reader_fail(d, r->path, r->line_no, "line", "no newline at the end of the file (truncated?)");
     return LINE_ERROR;
   }
   r->line[--len] = '\0';
   if (memchr(r->line, '\r', len)) {
-    diag_at(d, r->path, r->line_no, "line", "carriage return (CRLF line endings?)");
+    reader_fail(d, r->path, r->line_no, "line", "carriage return (CRLF line endings?)");
     return LINE_ERROR;
   }
   r->line_len = len;
@@ -85,7 +111,7 @@ static const struct trace_block *find_block(const struct trace_reader *r, const 
 }
 
 static bool oom(struct trace_reader *r, struct diag *d) {
-  return diag_at(d, r->path, r->line_no, NULL, "out of memory");
+  return reader_fail(d, r->path, r->line_no, NULL, "out of memory");
 }
 
 static bool add_field(struct trace_reader *r, const char *key, size_t key_len, const char *value,
@@ -134,7 +160,7 @@ static bool read_block(struct trace_reader *r, const char *name, struct diag *d)
     enum line_status st = read_line(r, d);
     if (st == LINE_ERROR) goto fail;
     if (st == LINE_EOF) {
-      diag_at(d, r->path, r->line_no, name,
+      reader_fail(d, r->path, r->line_no, name,
               "file ends inside the block begun on line %ld (no \"# end %s\"; truncated?)", begin_line,
               name);
       goto fail;
@@ -150,13 +176,13 @@ static bool read_block(struct trace_reader *r, const char *name, struct diag *d)
     }
     if (starts_with(l, "# end ")) {
       if (strcmp(l + 6, name) != 0) {
-        diag_at(d, r->path, r->line_no, name, "\"%s\" closes a different block than \"# begin %s\" (line %ld)",
+        reader_fail(d, r->path, r->line_no, name, "\"%s\" closes a different block than \"# begin %s\" (line %ld)",
                 l, name, begin_line);
         goto fail;
       }
       break;
     }
-    diag_at(d, r->path, r->line_no, name,
+    reader_fail(d, r->path, r->line_no, name,
             "expected a block line (\"#| text\") or \"# end %s\" (block begun on line %ld)", name,
             begin_line);
     goto fail;
@@ -180,36 +206,36 @@ fail:
 static bool parse_header(struct trace_reader *r, struct diag *d) {
   enum line_status st = read_line(r, d);
   if (st == LINE_ERROR) return false;
-  if (st == LINE_EOF) return diag_at(d, r->path, 0, "header", "empty file, not an apfsim trace");
+  if (st == LINE_EOF) return reader_fail(d, r->path, 0, "header", "empty file, not an apfsim trace");
   static const char magic[] = "# " TRACE_MAGIC_KEY " ";
   if (!starts_with(r->line, magic))
-    return diag_at(d, r->path, 1, "header", "not an apfsim trace (the first line must be \"# %s %d\")",
+    return reader_fail(d, r->path, 1, "header", "not an apfsim trace (the first line must be \"# %s %d\")",
                    TRACE_MAGIC_KEY, TRACE_FORMAT_VERSION);
   const char *ver = r->line + strlen(magic);
   char expected[16];
   snprintf(expected, sizeof expected, "%d", TRACE_FORMAT_VERSION);
   if (strcmp(ver, expected) != 0)
-    return diag_at(d, r->path, 1, TRACE_MAGIC_KEY, "format version \"%s\" is not supported (this build reads %d)",
+    return reader_fail(d, r->path, 1, TRACE_MAGIC_KEY, "format version \"%s\" is not supported (this build reads %d)",
                    ver, TRACE_FORMAT_VERSION);
 
   for (;;) {
     st = read_line(r, d);
     if (st == LINE_ERROR) return false;
     if (st == LINE_EOF)
-      return diag_at(d, r->path, r->line_no, "header", "file ends inside the header (no \"# header-end\"; truncated?)");
+      return reader_fail(d, r->path, r->line_no, "header", "file ends inside the header (no \"# header-end\"; truncated?)");
     const char *l = r->line;
     if (strcmp(l, "# header-end") == 0) return true;
     if (!starts_with(l, "# "))
-      return diag_at(d, r->path, r->line_no, "header",
+      return reader_fail(d, r->path, r->line_no, "header",
                      "expected \"# key value\", \"# begin NAME\" or \"# header-end\", got \"%.40s\"", l);
     const char *key = l + 2;
     size_t key_len = strcspn(key, " ");
     const char *value = key[key_len] ? key + key_len + 1 : "";
     if (key_len == 5 && starts_with(key, "begin")) {
       if (!trace_valid_block_name(value, strlen(value)))
-        return diag_at(d, r->path, r->line_no, "header", "invalid block name \"%s\"", value);
+        return reader_fail(d, r->path, r->line_no, "header", "invalid block name \"%s\"", value);
       if (find_block(r, value) || find_key(r, value))
-        return diag_at(d, r->path, r->line_no, value, "block name used twice in the header");
+        return reader_fail(d, r->path, r->line_no, value, "block name used twice in the header");
       /* The line buffer is reused for the block's lines: keep the name. */
       char *name = strdup(value);
       if (!name) return oom(r, d);
@@ -221,13 +247,13 @@ static bool parse_header(struct trace_reader *r, struct diag *d) {
     char keybuf[128];
     snprintf(keybuf, sizeof keybuf, "%.*s", (int)(key_len < 100 ? key_len : 100), key);
     if (key_len == 0 || key_len >= 100 || !trace_valid_key(keybuf))
-      return diag_at(d, r->path, r->line_no, "header", "invalid header key \"%s\"", keybuf);
+      return reader_fail(d, r->path, r->line_no, "header", "invalid header key \"%s\"", keybuf);
     if (trace_reserved_key(keybuf))
-      return diag_at(d, r->path, r->line_no, keybuf, "misplaced \"# %s\" line in the header", keybuf);
+      return reader_fail(d, r->path, r->line_no, keybuf, "misplaced \"# %s\" line in the header", keybuf);
     const struct trace_kv *prev = find_key(r, keybuf);
-    if (prev) return diag_at(d, r->path, r->line_no, keybuf, "duplicate header field (first on line %ld)", prev->line);
+    if (prev) return reader_fail(d, r->path, r->line_no, keybuf, "duplicate header field (first on line %ld)", prev->line);
     if (find_block(r, keybuf))
-      return diag_at(d, r->path, r->line_no, keybuf, "header field has the name of a block");
+      return reader_fail(d, r->path, r->line_no, keybuf, "header field has the name of a block");
     if (!add_field(r, key, key_len, value, d)) return false;
   }
 }
@@ -241,7 +267,7 @@ struct trace_reader *trace_reader_open(const char *path, struct diag *d) {
   }
   r->f = fopen(path, "r");
   if (!r->f) {
-    diag_at(d, path, 0, NULL, "cannot open trace: %s", strerror(errno));
+    reader_fail(d, path, 0, NULL, "cannot open trace: %s", strerror(errno));
     trace_reader_close(r);
     return NULL;
   }
@@ -287,11 +313,11 @@ static enum trace_read_status read_trailer(struct trace_reader *r, struct trace_
   uint64_t n;
   const char *num = r->line + strlen(prefix);
   if (!parse_u64(num, strlen(num), &n)) {
-    diag_at(d, r->path, r->line_no, "trace-end", "\"%s\" is not an event count", num);
+    reader_fail(d, r->path, r->line_no, "trace-end", "\"%s\" is not an event count", num);
     return TRACE_READ_ERROR;
   }
   if (n != r->events) {
-    diag_at(d, r->path, r->line_no, "trace-end", "says %" PRIu64 " events, the file has %" PRIu64, n, r->events);
+    reader_fail(d, r->path, r->line_no, "trace-end", "says %" PRIu64 " events, the file has %" PRIu64, n, r->events);
     return TRACE_READ_ERROR;
   }
   *rec = (struct trace_record){.line = r->line, .line_no = r->line_no, .name = "", .fields = ""};
@@ -302,7 +328,7 @@ static enum trace_read_status read_trailer(struct trace_reader *r, struct trace_
   if (keep_cap < r->line_len + 1) {
     char *w = realloc(r->work, r->line_len + 1);
     if (!w) {
-      diag_at(d, r->path, r->line_no, NULL, "out of memory");
+      reader_fail(d, r->path, r->line_no, NULL, "out of memory");
       return TRACE_READ_ERROR;
     }
     r->work = w;
@@ -313,7 +339,7 @@ static enum trace_read_status read_trailer(struct trace_reader *r, struct trace_
   enum line_status st = read_line(r, d);
   if (st == LINE_ERROR) return TRACE_READ_ERROR;
   if (st == LINE_OK) {
-    diag_at(d, r->path, r->line_no, "trace-end", "text after \"# trace-end\" (line %ld)", trailer_line);
+    reader_fail(d, r->path, r->line_no, "trace-end", "text after \"# trace-end\" (line %ld)", trailer_line);
     return TRACE_READ_ERROR;
   }
   r->ended = true;
@@ -329,21 +355,21 @@ enum trace_read_status trace_reader_next(struct trace_reader *r, struct trace_re
   enum line_status st = read_line(r, d);
   if (st == LINE_ERROR) return TRACE_READ_ERROR;
   if (st == LINE_EOF) {
-    diag_at(d, r->path, r->line_no + 1, "trace-end",
+    reader_fail(d, r->path, r->line_no + 1, "trace-end",
             "missing: the file ends after %" PRIu64 " events without \"# trace-end\" (truncated?)", r->events);
     return TRACE_READ_ERROR;
   }
   const char *l = r->line;
   if (l[0] == '#') {
     if (starts_with(l, "# trace-end ")) return read_trailer(r, rec, d);
-    diag_at(d, r->path, r->line_no, "event", "header line after \"# header-end\": \"%.40s\"", l);
+    reader_fail(d, r->path, r->line_no, "event", "header line after \"# header-end\": \"%.40s\"", l);
     return TRACE_READ_ERROR;
   }
 
   if (r->work_cap < r->line_len + 1) {
     char *w = realloc(r->work, r->line_len + 1);
     if (!w) {
-      diag_at(d, r->path, r->line_no, NULL, "out of memory");
+      reader_fail(d, r->path, r->line_no, NULL, "out of memory");
       return TRACE_READ_ERROR;
     }
     r->work = w;
@@ -356,7 +382,7 @@ enum trace_read_status trace_reader_next(struct trace_reader *r, struct trace_re
   size_t n = strcspn(p, " ");
   uint64_t time_ns;
   if (!parse_u64(p, n, &time_ns)) {
-    diag_at(d, r->path, r->line_no, "time", "\"%.*s\" is not a time in ns", (int)(n < 40 ? n : 40), p);
+    reader_fail(d, r->path, r->line_no, "time", "\"%.*s\" is not a time in ns", (int)(n < 40 ? n : 40), p);
     return TRACE_READ_ERROR;
   }
   p += n;
@@ -364,7 +390,7 @@ enum trace_read_status trace_reader_next(struct trace_reader *r, struct trace_re
   n = strcspn(p, " ");
   int cpu;
   if (!trace_cpu_parse(p, n, &cpu)) {
-    diag_at(d, r->path, r->line_no, "cpu", "\"%.*s\" is not an event source (cpuN, host or dev)",
+    reader_fail(d, r->path, r->line_no, "cpu", "\"%.*s\" is not an event source (cpuN, host or dev)",
             (int)(n < 40 ? n : 40), p);
     return TRACE_READ_ERROR;
   }
@@ -373,7 +399,7 @@ enum trace_read_status trace_reader_next(struct trace_reader *r, struct trace_re
   char *name = p;
   n = strcspn(p, " ");
   if (!trace_valid_event_name(name, n)) {
-    diag_at(d, r->path, r->line_no, "name", "\"%.*s\" is not an event name ([a-z0-9_]+)", (int)(n < 40 ? n : 40),
+    reader_fail(d, r->path, r->line_no, "name", "\"%.*s\" is not an event name ([a-z0-9_]+)", (int)(n < 40 ? n : 40),
             name);
     return TRACE_READ_ERROR;
   }
@@ -384,7 +410,7 @@ enum trace_read_status trace_reader_next(struct trace_reader *r, struct trace_re
     char now[TRACE_CPU_LABEL_MAX], before[TRACE_CPU_LABEL_MAX];
     trace_cpu_label(cpu, now);
     trace_cpu_label(r->last_cpu, before);
-    diag_at(d, r->path, r->line_no, "time",
+    reader_fail(d, r->path, r->line_no, "time",
             "event at %" PRIu64 " ns (%s) comes after one at %" PRIu64 " ns (%s, line %ld): not in (time, cpu) order",
             time_ns, now, r->last_time, before, r->last_line);
     return TRACE_READ_ERROR;
