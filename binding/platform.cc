@@ -238,6 +238,7 @@ extern "C" bool platform_run(const platform_run_request *req, run_summary *summa
     trace_abort(trace);
     return false;
   }
+  if (image) snprintf(summary->guest_image_sha256, sizeof summary->guest_image_sha256, "%s", image->sha256_hex);
   return trace_close(trace, summary->trace_sha256, err);
 }
 

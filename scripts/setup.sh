@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libunicorn-dev libsystemc-dev libxml2-dev libxml2-utils libbenchmark-dev
   libcmocka-dev libjansson-dev libcapstone-dev libssl-dev
-  gnuplot-nox clang
+  gnuplot-nox clang python3
 )
 
 missing=()

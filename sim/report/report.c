@@ -11,7 +11,7 @@
  *   race{nmi_injected, cr2_clobbered, lost_tokens},
  *   workload{ops, ops_per_sec},
  *   storage{requests, completed, mean_latency_ns, max_latency_ns},
- *   trace_sha256, then extra sections. */
+ *   trace_sha256, guest_image_sha256, then extra sections. */
 #include "report/report.h"
 
 #include "core/atomic_file.h"
@@ -263,6 +263,13 @@ static json_t *summary_json(const struct run_summary *s, struct builder *b) {
     fail(b, "trace_sha256", "not 64 lowercase hex digits");
   } else {
     put(b, root, "trace_sha256", json_string(s->trace_sha256), "trace_sha256");
+  }
+  if (s->guest_image_sha256[0] == '\0') {
+    put(b, root, "guest_image_sha256", json_null(), "guest_image_sha256");
+  } else if (!is_sha256_hex(s->guest_image_sha256)) {
+    fail(b, "guest_image_sha256", "not 64 lowercase hex digits");
+  } else {
+    put(b, root, "guest_image_sha256", json_string(s->guest_image_sha256), "guest_image_sha256");
   }
 
   if (s->n_sections > 0 && !s->sections) fail(b, "sections", "count %zu but no array", s->n_sections);

@@ -113,6 +113,7 @@ struct run_summary {
   struct workload_summary workload;
   struct storage_summary storage;
   char trace_sha256[65]; /* lowercase hex; "" = no trace (printed as null) */
+  char guest_image_sha256[65]; /* lowercase hex of the guest kernel image; "" = no guest (null) */
   const struct report_section *sections;
   size_t n_sections;
 };
@@ -131,7 +132,7 @@ uint64_t report_ops_per_sec(uint64_t ops, uint64_t sim_time_ns);
 /* The summary as JSON text (2-space indent, keys in a fixed order, final
  * newline); malloc'd, the caller frees. NULL + diag "field: problem" if a
  * value cannot be represented (see REPORT_MAX_INTEGER, verdict empty or not UTF-8,
- * trace_sha256 not 64 hex digits, a section name clashing with a key). */
+ * trace_sha256 or guest_image_sha256 not 64 hex digits, a section name clashing with a key). */
 char *report_format_json(const struct run_summary *s, struct diag *d);
 
 /* Writes report_format_json's text to path, or to stdout for "-". A file is

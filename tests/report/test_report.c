@@ -42,6 +42,7 @@ static struct run_summary sample(void) {
   };
   snprintf(s.verdict, sizeof s.verdict, "%s", VERDICT);
   memset(s.trace_sha256, 'a', 64);
+  memset(s.guest_image_sha256, 'b', 64);
   return s;
 }
 
@@ -80,7 +81,7 @@ static void json_has_every_key_with_its_type_in_order(void **state) {
 
   static const char *const top[] = {"outcome", "verdict",  "seed",    "sim_time_ns", "guest_instructions",
                                     "host_seconds", "vcpus", "apf", "race", "workload", "storage",
-                                    "trace_sha256"};
+                                    "trace_sha256", "guest_image_sha256"};
   assert_key_order(j, top, sizeof top / sizeof top[0]);
   assert_string_equal(json_string_value(json_object_get(j, "outcome")), "hung_task");
   assert_string_equal(json_string_value(json_object_get(j, "verdict")), VERDICT);
@@ -139,6 +140,7 @@ static void json_has_every_key_with_its_type_in_order(void **state) {
   assert_int_key(st, "max_latency_ns", 120000);
 
   assert_string_equal(json_string_value(json_object_get(j, "trace_sha256")), s.trace_sha256);
+  assert_string_equal(json_string_value(json_object_get(j, "guest_image_sha256")), s.guest_image_sha256);
   json_decref(j);
   free(text);
 }
@@ -172,6 +174,7 @@ static void missing_trace_is_null_and_no_vcpus_is_an_empty_list(void **state) {
   (void)state;
   struct run_summary s = sample();
   s.trace_sha256[0] = '\0';
+  s.guest_image_sha256[0] = '\0';
   s.n_vcpus = 0;
   s.vcpus = NULL;
   s.host_ns = 0;
@@ -180,6 +183,7 @@ static void missing_trace_is_null_and_no_vcpus_is_an_empty_list(void **state) {
   assert_non_null(text);
   json_t *j = parse(text);
   assert_true(json_is_null(json_object_get(j, "trace_sha256")));
+  assert_true(json_is_null(json_object_get(j, "guest_image_sha256")));
   assert_int_equal(json_array_size(json_object_get(j, "vcpus")), 0);
   assert_true(json_is_real(json_object_get(j, "host_seconds")));
   json_decref(j);
@@ -210,7 +214,7 @@ static void extra_sections_follow_the_fixed_keys(void **state) {
     last_two[1] = json_object_iter_key(it);
     n++;
   }
-  assert_int_equal(n, 14);
+  assert_int_equal(n, 15);
   assert_string_equal(last_two[0], "swap_queue");
   assert_string_equal(last_two[1], "processes");
   assert_key_order(json_object_get(j, "swap_queue"), queue_keys, 3);
