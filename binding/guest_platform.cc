@@ -12,8 +12,11 @@ namespace {
 // SystemC's default 256 KiB thread stack is too small for Unicorn's emulation loop and
 // the vCPU's callbacks below it (DESIGN.md §7).
 constexpr size_t kVcpuStack = 1u << 20;
-// The one wall-clock read (limits/max-host-seconds) happens every this many slices.
+// The one wall-clock read (limits/max-host-seconds) happens every this many slices, or
+// sooner once the vCPUs' slices add up to this much simulated time (long quanta: a slice of
+// 10^9 instructions takes seconds of host time, and 1024 of them would be hours).
 constexpr uint64_t kHostClockEvery = 1024;
+constexpr uint64_t kHostClockSimPs = 1000000000;  // 1 ms
 
 uint64_t now_ps() { return sc_core::sc_time_stamp().value(); }
 sc_core::sc_time ps(uint64_t v) { return sc_core::sc_time::from_value(v); }
@@ -60,10 +63,19 @@ void GuestPlatform::vcpu_thread(unsigned i) {
     machine_step step;
     machine_vcpu_run(m_, i, now, machine_horizon_ps(m_, i, now), &step);
     if (step.next == MACHINE_VCPU_STOPPED) return;
-    if (++slices_ % kHostClockEvery == 0 && host_time_exceeded()) {
-      machine_time_limit(m_, now, true);
-      return;
+    // The slice may have added a timed event (a DAX page-cache read started by an async
+    // fault: no vCPU waits for it) before the one the host thread sleeps until: wake it
+    // to sleep until the new one, so the event is handled at its own time.
+    if (machine_next_timed_event_ps(m_) < host_waits_until_ps_) host_wake_.notify(sc_core::SC_ZERO_TIME);
+    clock_sim_ps_ += step.consumed_ps;
+    if (++slices_ % kHostClockEvery == 0 || clock_sim_ps_ >= kHostClockSimPs) {
+      clock_sim_ps_ = 0;
+      if (host_time_exceeded()) {
+        machine_time_limit(m_, now, true);
+        return;
+      }
     }
+    if (trace_memory_exceeded(now)) return;
     if (step.consumed_ps) wait(ps(step.consumed_ps));
     if (step.next == MACHINE_VCPU_RUNNABLE) continue;
     for (;;) {
@@ -85,11 +97,13 @@ void GuestPlatform::host_thread() {
   for (;;) {
     const uint64_t t = machine_next_timed_event_ps(m_), now = now_ps();
     if (machine_ended(m_)) return;
+    host_waits_until_ps_ = t;
     if (t == MACHINE_NEVER) {
-      wait(never_);
+      wait(host_wake_);
     } else if (t > now) {
-      wait(ps(t - now));
+      wait(ps(t - now), host_wake_);
     }
+    host_waits_until_ps_ = now_ps();  // running: no wake needed until it waits again
     machine_deliver_due(m_, now_ps());
   }
 }
@@ -99,7 +113,23 @@ bool GuestPlatform::host_time_exceeded() {
   if (!limit) return false;
   timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
-  return static_cast<uint64_t>(t.tv_sec - started_.tv_sec) >= limit;
+  // Whole nanoseconds, not whole seconds: the limit is the time since the machine was built.
+  const int64_t ns = (t.tv_sec - started_.tv_sec) * INT64_C(1000000000) + (t.tv_nsec - started_.tv_nsec);
+  return ns >= 0 && static_cast<uint64_t>(ns) / 1000000000u >= limit;
+}
+
+// limits/max-host-memory: guest RAM and the DAX window were checked against it when the
+// config loaded; the rest is the trace buffer's share, checked after every slice (the
+// buffer's size is simulated state, so where the run stops is deterministic).
+bool GuestPlatform::trace_memory_exceeded(uint64_t now) {
+  const sim_config &cfg = ctx_.cfg;
+  const uint64_t limit = cfg.limits.max_host_memory_bytes;
+  if (!limit) return false;
+  const uint64_t fixed = cfg.machine.guest_memory_bytes + (cfg.dax.enabled ? cfg.dax.window_bytes : 0);
+  const uint64_t share = limit > fixed ? limit - fixed : 0, used = trace_buffer_bytes(ctx_.trace);
+  if (used <= share) return false;
+  machine_memory_limit(m_, now, used, share);
+  return true;
 }
 
 uint64_t GuestPlatform::submit(void *ctx, machine_io_kind kind, uint64_t gpa, uint32_t bytes, uint64_t at_ps) {

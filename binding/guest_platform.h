@@ -41,6 +41,7 @@ class GuestPlatform : public sc_core::sc_module {
   void vcpu_thread(unsigned i);
   void host_thread();
   bool host_time_exceeded();
+  bool trace_memory_exceeded(uint64_t now);
   tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload &trans, tlm::tlm_phase &phase,
                                      sc_core::sc_time &delay);
   static uint64_t submit(void *ctx, machine_io_kind kind, uint64_t gpa, uint32_t bytes, uint64_t at_ps);
@@ -51,11 +52,13 @@ class GuestPlatform : public sc_core::sc_module {
   SwapDeviceModule device_;
   machine *m_ = nullptr;
   std::vector<std::unique_ptr<sc_core::sc_event>> wake_;  // per vCPU: it may run again
-  sc_core::sc_event never_;                               // nothing notifies it
+  sc_core::sc_event host_wake_;  // a vCPU made a machine-wide timed event due earlier
+  uint64_t host_waits_until_ps_ = 0;  // the time the host thread waits for (MACHINE_NEVER: none)
   std::vector<std::unique_ptr<tlm::tlm_generic_payload>> payloads_;
   std::vector<tlm::tlm_generic_payload *> free_payloads_;
   timespec started_{};
   uint64_t slices_ = 0;
+  uint64_t clock_sim_ps_ = 0;  // simulated time run since the last wall-clock read
 };
 
 }  // namespace apfsim

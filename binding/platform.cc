@@ -210,6 +210,7 @@ extern "C" bool platform_run(const platform_run_request *req, run_summary *summa
         if (req->bad_input) *req->bad_input = config_error;
         ok = false;
       } else {
+        if (req->window_hook) machine_set_window_hook(platform.get(), req->window_hook);
         sc_core::sc_start(ns(cfg.limits.max_sim_time_ns));
         if (req->progress) fputc('\n', stderr);
         machine_time_limit(platform.get(), cfg.limits.max_sim_time_ns * kPsPerNs, false);

@@ -19,6 +19,8 @@ extern "C" {
 #include "core/diag.h"
 #include "report/report.h"
 
+struct machine_window_hook;
+
 struct platform_run_request {
   const struct sim_config *cfg;
   const char *trace_path;     /* NULL: the trace is hashed but not written */
@@ -27,6 +29,7 @@ struct platform_run_request {
   bool *bad_input;            /* optional: set when false is returned because the
                                  configuration cannot run (e.g. a guest kernel that does
                                  not load, a workload that does not fit) */
+  const struct machine_window_hook *window_hook; /* optional: the explorer's (machine.h) */
 };
 
 /* Runs the simulation. Returns false only for an internal error, a configuration the

@@ -13,6 +13,7 @@
 #   APFSIM_FUZZ_BUILD  build directory (default: build-fuzz in the repository)
 #   APFSIM_FUZZ_NICE   niceness of the fuzzer (default 19: it shares the machine)
 #   APFSIM_FUZZ_ARGS   extra libFuzzer flags, e.g. "-jobs=2 -workers=2"
+#   APFSIM_FUZZ_UNIT_TIMEOUT  seconds one input may take before it counts as a hang (120)
 #
 # One fuzzer process at a time. Exit status: 0 when nothing was found, 1 when
 # a harness crashed, hung, leaked or broke an invariant (the input is saved
@@ -92,6 +93,11 @@ dict_for() {
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
+# Seconds one input may take before libFuzzer calls it a hang. Every input here runs in
+# well under a second; the margin is for a shared machine, where a nice 19 fuzzer can be
+# starved for many seconds (10 s gave false "timeouts" of 0.03 s inputs under load).
+unit_timeout=${APFSIM_FUZZ_UNIT_TIMEOUT:-120}
+
 status=0
 for h in "${run[@]}"; do
   bin=$build/tests/fuzz/fuzz_$h
@@ -110,7 +116,7 @@ for h in "${run[@]}"; do
   set +e
   # shellcheck disable=SC2086
   nice -n "$nice_level" "$bin" "$scratch" "${seeds[@]}" \
-    -max_total_time="$seconds" -max_len="$(max_len "$h")" -timeout=10 -rss_limit_mb=2048 \
+    -max_total_time="$seconds" -max_len="$(max_len "$h")" -timeout="$unit_timeout" -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$artifacts/" ${dict:+-dict="$dict"} \
     ${APFSIM_FUZZ_ARGS:-} >"$log" 2>&1
   rc=$?
@@ -130,7 +136,7 @@ for h in "${run[@]}"; do
   # Keep only what adds coverage to the committed corpus.
   echo "== merging new $h inputs into tests/fuzz/corpus/$h" >&2
   before=$(find "$corpus" -type f | wc -l)
-  nice -n "$nice_level" "$bin" -merge=1 -max_len="$(max_len "$h")" -timeout=10 -rss_limit_mb=2048 \
+  nice -n "$nice_level" "$bin" -merge=1 -max_len="$(max_len "$h")" -timeout="$unit_timeout" -rss_limit_mb=2048 \
     "$corpus" "$scratch" >>"$log" 2>&1 || { echo "   merge failed (see $log)" >&2; status=1; }
   after=$(find "$corpus" -type f | wc -l)
   echo "   $h corpus: $before -> $after inputs" >&2

@@ -71,6 +71,8 @@
                                       (a host page error it cannot recover from): its
                                       apfsim_proc_stats already hold term_signal, sig_code,
                                       sig_addr, sig_token and sig_rip. PROC_EXIT follows. */
+#define APFSIM_PORT_TASK_SWITCH 0xEF /* out %eax: pid this vCPU switches to, 0 for its idle task
+                                        (informational: the trace's task_switch) */
 #define APFSIM_SHUTDOWN_ALL_EXITED 0u
 
 /* ---- interrupt vectors the kernel programs (x2APIC) ------------------------------- */

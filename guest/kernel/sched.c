@@ -87,6 +87,9 @@ static struct task *context_switch(struct task *prev, struct task *next) {
   next->cpu = pc->cpu;
   pc->current = next;
   pc->stats->context_switches++;
+  /* One port write per switch (next's pid, 0 for idle): the host traces task_switch from
+   * it, for per-task timelines; counting it here keeps it equal to context_switches. */
+  outl(APFSIM_PORT_TASK_SWITCH, next->pid);
   if (next->stats) {
     next->stats->state = APFSIM_PROC_RUNNING;
     next->stats->switches_in++;

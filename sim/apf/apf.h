@@ -257,6 +257,16 @@ void apf_vcpu_service(struct apf_engine *e, unsigned vcpu);
  * stay halted. */
 bool apf_vcpu_has_events(const struct apf_engine *e, unsigned vcpu);
 
+/* Whether a page-ready for `token` can still come: some vCPU holds an async work with that
+ * token (queued, or completed and not yet presented), or a wake-all that is still to be
+ * presented (it wakes every sleeper of its vCPU). The race lab's lost-token check. */
+bool apf_token_pending(const struct apf_engine *e, uint32_t token);
+
+/* Whether the host ever gave out `token`: its vCPU id (bits 11:0) exists and its id (bits
+ * 31:12) is below the vCPU's next one (after 2^20 tokens the ids restart: older tokens then
+ * read as not issued; no run of apfsim gets near that). A guest waiting on a token never issued waits on something else (a CR2 value). */
+bool apf_token_issued(const struct apf_engine *e, uint32_t token);
+
 /* vCPU reset (INIT): drops its queued work, clears the gfn hash and the MSRs. */
 void apf_vcpu_reset(struct apf_engine *e, unsigned vcpu);
 

@@ -147,6 +147,23 @@ bool apf_vcpu_has_events(const struct apf_engine *e, unsigned vcpu) {
   return vcpu < e->cfg.n_vcpus && !apf_done_empty(&e->vcpus[vcpu]);
 }
 
+bool apf_token_pending(const struct apf_engine *e, uint32_t token) {
+  for (unsigned i = 0; i < e->cfg.n_vcpus; i++) {
+    const struct apf_vcpu *v = &e->vcpus[i];
+    for (uint32_t w = 0; w < e->capacity; w++) {
+      const struct apf_work *work = &v->works[w];
+      if (work->state != APF_WORK_FREE && (work->wakeup_all || work->token == token)) return true;
+    }
+  }
+  return false;
+}
+
+bool apf_token_issued(const struct apf_engine *e, uint32_t token) {
+  const uint32_t vcpu = token & 0xfffu, id = token >> 12;
+  if (vcpu >= e->cfg.n_vcpus || id == 0) return false;
+  return id < e->vcpus[vcpu].token_id; /* the next id to give out */
+}
+
 const struct apf_stats *apf_vcpu_stats(const struct apf_engine *e, unsigned vcpu) {
   return vcpu < e->cfg.n_vcpus ? &e->vcpus[vcpu].stats : NULL;
 }

@@ -115,6 +115,9 @@ struct apf_config {
   uint8_t page_ready_vector; /* MSR_KVM_ASYNC_PF_INT; Linux uses 0xf3 */
   uint32_t max_outstanding;  /* ASYNC_PF_PER_VCPU, 64 in KVM */
   enum apf_error_reporting error_reporting;
+  /* Failed async faults on one gfn, none of them reported, before the run is a livelock
+   * (the 2020 truncation loop); 0 = never. */
+  uint32_t livelock_faults;
   bool cpuid_async_pf;        /* CPUID 0x40000001 EAX bit 4 offered */
   bool cpuid_async_pf_int;    /* bit 14 */
   bool cpuid_async_pf_vmexit; /* bit 10 */
@@ -186,6 +189,7 @@ struct nmi_plan {
 };
 
 struct race_config {
+  uint64_t stuck_timeout_ns; /* an APF wait on a token no page-ready can answer: hung after this */
   uint32_t n_nmi_plans;
   struct nmi_plan nmi[CONFIG_MAX_NMI_PLANS];
 };
@@ -225,6 +229,8 @@ struct limits_config {
   uint64_t max_sim_time_ns;
   uint64_t max_guest_instructions; /* 0 = no limit */
   uint64_t max_host_seconds;       /* 0 = no limit; the one wall-clock read */
+  uint64_t max_host_memory_bytes;  /* 0 = no limit: guest RAM + DAX window + trace buffer */
+  uint64_t measure_from_ns;        /* start of the summary's measurement window (warm-up before it) */
 };
 
 /* Platform smoke scenario (issue 2): no guest; a timer and the device skeleton

@@ -125,6 +125,7 @@ void config_defaults(struct sim_config *cfg) {
   cfg->limits.max_sim_time_ns = 1 * SEC;
   cfg->limits.max_guest_instructions = 0;
   cfg->limits.max_host_seconds = 0;
+  cfg->limits.max_host_memory_bytes = 0;
 
   cfg->machine.vcpus = 1;
   cfg->machine.guest_memory_bytes = 64 * MiB;
@@ -172,9 +173,12 @@ void config_defaults(struct sim_config *cfg) {
   cfg->apf.page_ready_vector = 0xf3;
   cfg->apf.max_outstanding = 64;
   cfg->apf.error_reporting = APF_ERR_NONE;
+  cfg->apf.livelock_faults = 100;
   cfg->apf.cpuid_async_pf = true;
   cfg->apf.cpuid_async_pf_int = true;
   cfg->apf.cpuid_async_pf_vmexit = true;
+
+  cfg->race.stuck_timeout_ns = 10 * MS;
 
   cfg->smoke.enabled = false;
   cfg->smoke.timer_period_ns = 100 * US;
@@ -268,6 +272,15 @@ static bool check_histogram(struct load_ctx *c, xmlNode *elem, const char *path,
   return true;
 }
 
+static bool check_limits(struct load_ctx *c, xmlNode *elem, const char *path, void *base) {
+  const struct limits_config *lim = base;
+  if (lim->measure_from_ns >= lim->max_sim_time_ns)
+    return fail_child(c, elem, path, "measure-from",
+                      "the measurement window must start before limits/max-sim-time (%" PRIu64 " ns >= %" PRIu64
+                      " ns)", lim->measure_from_ns, lim->max_sim_time_ns);
+  return true;
+}
+
 static bool check_dax(struct load_ctx *c, xmlNode *elem, const char *path, void *base) {
   const struct dax_config *dax = base;
   char a[32], b[32];
@@ -352,6 +365,22 @@ static bool check_root(struct load_ctx *c, xmlNode *root, const char *path, void
   if (cfg->apf.error_reporting == APF_ERR_PAGE_READY && cfg->apf.protocol != APF_2020)
     return fail_child(c, config_child(root, "apf"), "apf", "error-reporting",
                       "'page-ready' error reporting needs apf/protocol 2020");
+  if (cfg->apf.error_reporting == APF_ERR_PAGE_READY && cfg->host.host_pre_5_8)
+    return fail_child(c, config_child(root, "apf"), "apf", "error-reporting",
+                      "'page-ready' error reporting needs a 5.8+ host (host/pre-5.8 is true: page-ready "
+                      "comes as #PF, with no ready_flags word)");
+  /* The host memory a run may use: guest RAM and the DAX window must fit, what is left
+   * is the trace buffer's share (checked while running: a limit, then, not an error). */
+  uint64_t need = mem + (cfg->dax.enabled ? cfg->dax.window_bytes : 0);
+  if (cfg->limits.max_host_memory_bytes && need > cfg->limits.max_host_memory_bytes) {
+    char c3[32];
+    xmlNode *limits = config_child(root, "limits");
+    return fail_child(c, limits, "limits", "max-host-memory",
+                      "guest memory %s%s%s needs more than the limit %s", fmt_size(mem, a, sizeof a),
+                      cfg->dax.enabled ? " + DAX window " : "",
+                      cfg->dax.enabled ? fmt_size(cfg->dax.window_bytes, b, sizeof b) : "",
+                      fmt_size(cfg->limits.max_host_memory_bytes, c3, sizeof c3));
+  }
   return true;
 }
 
@@ -438,6 +467,8 @@ static const struct field limits_fields[] = {
     LEAF("max-sim-time", T_DURATION, 0, LIM, max_sim_time_ns, 1, MAXDUR),
     LEAF("max-guest-instructions", T_UINT, F_UNLIMITED, LIM, max_guest_instructions, 0, UINT64_MAX),
     LEAF("max-host-seconds", T_UINT, F_UNLIMITED, LIM, max_host_seconds, 0, UINT64_MAX),
+    LEAF("max-host-memory", T_SIZE, F_UNLIMITED, LIM, max_host_memory_bytes, 0, UINT64_MAX),
+    LEAF("measure-from", T_DURATION, 0, LIM, measure_from_ns, 0, MAXDUR),
     END,
 };
 
@@ -535,6 +566,7 @@ static const struct field apf_fields[] = {
     LEAF("page-ready-vector", T_UINT, F_HEX, APF, page_ready_vector, 32, 255),
     LEAF("max-outstanding", T_UINT, 0, APF, max_outstanding, 1, 256),
     ENUMF("error-reporting", 0, APF, error_reporting, error_names),
+    LEAF("livelock-faults", T_UINT, 0, APF, livelock_faults, 0, 1000000),
     GROUP("cpuid", 0, cpuid_fields, NULL),
     END,
 };
@@ -564,6 +596,7 @@ static const struct field nmi_fields[] = {
 
 typedef struct race_config RACE;
 static const struct field race_fields[] = {
+    LEAF("stuck-timeout", T_DURATION, 0, RACE, stuck_timeout_ns, 1 * US, MAXDUR),
     LIST("nmi", RACE, nmi, n_nmi_plans, nmi_fields, nmi_defaults, check_nmi),
     END,
 };
@@ -598,7 +631,7 @@ static const struct field smoke_fields[] = {
 typedef struct sim_config CFG;
 static const struct field root_fields[] = {
     LEAF("seed", T_UINT, F_HEX_IN, CFG, seed, 0, INT64_MAX),
-    GROUP("limits", offsetof(CFG, limits), limits_fields, NULL),
+    GROUP("limits", offsetof(CFG, limits), limits_fields, check_limits),
     GROUP("machine", offsetof(CFG, machine), machine_fields, NULL),
     GROUP("costs", offsetof(CFG, costs), cost_fields, NULL),
     GROUP("guest", offsetof(CFG, guest), guest_fields, NULL),

@@ -332,15 +332,6 @@ void sites_drop_range(struct vcpu *v, uint64_t start, uint64_t end) {
 
 static unsigned cpl_now(struct vcpu *v) { return (unsigned)(rd(v, UC_X86_REG_CS) & 3); }
 
-/* The count of instructions retired before the one at addr in this block. */
-static uint64_t count_before(struct vcpu *v, uint64_t addr) {
-  if (v->cur) {
-    int i = blocks_index(v->cur, addr);
-    if (i >= 0) return v->retired - (v->cur->icount - (uint64_t)i);
-  }
-  return v->retired;
-}
-
 /* The emulated instruction completed: count it and go on after it (or stop
  * there when a callback asked for an exit). */
 static void complete(struct vcpu *v, const struct site *s, enum vcpu_cb cb) {
@@ -452,8 +443,10 @@ static void do_port_io(struct vcpu *v, struct site *s) {
   uint16_t port = s->port >= 0 ? (uint16_t)s->port : (uint16_t)rd(v, UC_X86_REG_RDX);
   uint32_t mask = s->bytes == 4 ? 0xffffffffu : s->bytes == 2 ? 0xffffu : 0xffu;
   enum vcpu_cb cb = VCPU_CB_OK;
-  vcpu_charge(v, VCPU_COST_EXIT_ENTRY, v->costs.vm_exit_cycles + v->costs.vm_entry_cycles);
-  vcpu_charge(v, VCPU_COST_IO, v->costs.io_access_cycles);
+  if (s->kind == SITE_IN || !v->uncosted_out_port || port != v->uncosted_out_port) {
+    vcpu_charge(v, VCPU_COST_EXIT_ENTRY, v->costs.vm_exit_cycles + v->costs.vm_entry_cycles);
+    vcpu_charge(v, VCPU_COST_IO, v->costs.io_access_cycles);
+  }
   if (s->kind == SITE_IN) {
     uint32_t value = 0xffffffffu;
     if (v->pf.port_in) cb = v->pf.port_in(v->pf.ctx, v, port, s->bytes, &value);
@@ -519,6 +512,7 @@ static void on_site(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
     wr(v, v->cr3_reg, v->guest_cr3);
     v->cr3_reg = -1;
   }
+  if (v->n_watches && watch_arrive(v, addr)) return; /* stopped before it: nothing else happens */
   if (v->window_pass == addr) {
     v->window_pass = UINT64_MAX; /* the run loop steps this one natively */
     return;
@@ -586,7 +580,7 @@ static void on_site(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
         v->nmi_blocked = false;
         v->iret_pending = true;
         v->iret_site = addr;
-        v->iret_retired = count_before(v, addr);
+        v->iret_retired = vcpu_count_before(v, addr);
       }
       if (v->want_window) {
         vcpu_abort_at(v, s->addr);
@@ -594,7 +588,7 @@ static void on_site(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
       }
       return;
     case SITE_STI:
-      v->sti_retired = count_before(v, addr) + 1;
+      v->sti_retired = vcpu_count_before(v, addr) + 1;
       /* fall through */
     case SITE_POPF:
       if (v->want_window) {

@@ -40,6 +40,7 @@ const char *vcpu_exit_reason_name(enum vcpu_exit_reason r) {
     case VCPU_EXIT_TRIPLE_FAULT: return "triple_fault";
     case VCPU_EXIT_SHUTDOWN: return "shutdown";
     case VCPU_EXIT_INTERNAL_ERROR: return "internal_error";
+    case VCPU_EXIT_WATCH: return "watch";
   }
   return "?";
 }
@@ -81,6 +82,14 @@ bool vcpu_abort_at(struct vcpu *v, uint64_t addr) {
   if (i < 0) return false;
   v->retired -= b->icount - (uint64_t)i;
   return true;
+}
+
+uint64_t vcpu_count_before(const struct vcpu *v, uint64_t addr) {
+  if (v->cur) {
+    int i = blocks_index(v->cur, addr);
+    if (i >= 0) return v->retired - (v->cur->icount - (uint64_t)i);
+  }
+  return v->retired;
 }
 
 void vcpu_guest_paging(struct vcpu *v, struct paging_ctx *p) {
@@ -397,6 +406,7 @@ struct vcpu *vcpu_create(const struct vcpu_config *cfg, struct diag *err) {
   v->pat = UINT64_C(0x0007040600070406);
   v->efer = EFER_LME | EFER_LMA;
   v->costs = cfg->costs;
+  v->uncosted_out_port = cfg->uncosted_out_port;
   v->kvm_features = cfg->kvm_features;
   v->enforce_pv_cpuid = cfg->enforce_pv_cpuid;
   v->cpuid_x2apic = cfg->cpuid_x2apic;
@@ -488,6 +498,7 @@ void vcpu_destroy(struct vcpu *v) {
   free(v->stub_page);
   free(v->code_pages);
   sites_free(v);
+  watches_free(v);
   blocks_free(&v->blocks);
   if (v->insn) cs_free(v->insn, 1);
   if (v->cs) cs_close(&v->cs);
@@ -677,6 +688,7 @@ bool vcpu_run(struct vcpu *v, uint64_t max_instructions, struct vcpu_exit *exit)
   memset(exit, 0, sizeof *exit);
   v->exit = exit;
   exit->reason = VCPU_EXIT_QUANTUM;
+  exit->watch = -1;
   const uint64_t start = v->retired, start_mc = v->extra_mcycles;
   if (v->shut_down) {
     vcpu_set_exit(v, VCPU_EXIT_SHUTDOWN, "vcpu %u is shut down (%s)", v->id, v->triple_msg);
@@ -783,6 +795,12 @@ bool vcpu_run(struct vcpu *v, uint64_t max_instructions, struct vcpu_exit *exit)
         if (!deliver_event(v, &ev)) goto out;
         continue;
       }
+      case STOP_WATCH:
+        /* Like STOP_BUDGET, RIP may be stale: the hook stopped before addr. */
+        wr(v, UC_X86_REG_RIP, v->resume_rip);
+        exit->reason = VCPU_EXIT_WATCH;
+        exit->watch = v->stop_watch;
+        goto out;
       case STOP_EXIT:
         if (v->resume_valid) wr(v, UC_X86_REG_RIP, v->resume_rip);
         v->resume_valid = false;

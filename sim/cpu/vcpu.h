@@ -41,6 +41,7 @@ enum vcpu_exit_reason {
   VCPU_EXIT_TRIPLE_FAULT,   /* the vCPU shut down; message names the events */
   VCPU_EXIT_SHUTDOWN,       /* a callback asked for it, or the vCPU had shut down before */
   VCPU_EXIT_INTERNAL_ERROR, /* the simulator cannot go on; message says why */
+  VCPU_EXIT_WATCH,          /* a watched address on its n-th execution: RIP on it, not run; exit.watch says which */
 };
 
 enum vcpu_access { VCPU_ACCESS_READ, VCPU_ACCESS_WRITE, VCPU_ACCESS_FETCH };
@@ -55,6 +56,7 @@ struct vcpu_exit {
     enum vcpu_access access;
     bool during_delivery; /* an IDT/TSS/stack access of event delivery: resolve synchronously */
   } ept;
+  int watch; /* VCPU_EXIT_WATCH: the id vcpu_watch returned */
   char message[256];
 };
 
@@ -191,6 +193,10 @@ struct vcpu_config {
   uint32_t kvm_features;  /* CPUID 0x40000001 EAX */
   bool enforce_pv_cpuid;  /* KVM_CAP_ENFORCE_PV_FEATURE_CPUID: #GP on MSRs whose feature is not offered */
   bool cpuid_x2apic;      /* advertise x2APIC (CPUID 1 ECX bit 21) */
+  /* 0: none. An OUT to this port costs no exit, entry or I/O cycles: the simulator's own
+   * observation channel (the guest reporting its context switches), which a real guest
+   * would not have, so it must not slow the guest down. The callback still runs. */
+  uint16_t uncosted_out_port;
 };
 
 /* Runs every probe of Unicorn behaviour apfsim relies on. Call once at
@@ -246,6 +252,23 @@ void vcpu_queue_nmi(struct vcpu *v);
 /* The APIC's INTR line. When it is high, IF = 1 and no shadow blocks, the
  * vCPU calls platform->irq_ack and delivers the vector it returns. */
 void vcpu_set_irq_line(struct vcpu *v, bool pending);
+
+/* ---------- watched addresses ---------- */
+
+/* Counts the executions of the instruction at guest address addr (an
+ * instruction boundary; the caller knows the code) and ends the run right
+ * before its nth execution (nth 0: count only): VCPU_EXIT_WATCH with RIP ==
+ * addr, the instruction neither run nor counted in vcpu_retired, exit.watch
+ * the id returned here. Each watch stops once; running again executes the
+ * instruction. An execution is an arrival at addr at a new retired count: a
+ * retry of the same instruction (after a shadow fill, a host fault or a stop)
+ * counts once, a return to it after an exception or interrupt handler counts
+ * again. Costs nothing until addr runs (one Unicorn code hook on that
+ * address); code already translated around addr is dropped for that range
+ * only, never the whole translation cache. Returns the id (>= 0), or -1 with
+ * err set. */
+int vcpu_watch(struct vcpu *v, uint64_t addr, uint64_t nth, struct diag *err);
+uint64_t vcpu_watch_count(const struct vcpu *v, int id); /* executions so far */
 
 /* ---------- state ---------- */
 

@@ -1,7 +1,8 @@
 /* vcpu_internal.h — the vCPU's state and the interfaces between its files:
  * vcpu.c (creation, run loop, counting, exception hooks), blocks.c (decoded
  * translation blocks), sites.c (intercepted instruction sites), deliver.c
- * (event delivery), msr.c (MSR and CPUID emulation).
+ * (event delivery), msr.c (MSR and CPUID emulation), watch.c (watched
+ * addresses).
  * Not for: anything outside sim/cpu/. */
 #ifndef APFSIM_CPU_VCPU_INTERNAL_H
 #define APFSIM_CPU_VCPU_INTERNAL_H
@@ -146,6 +147,25 @@ void sites_free(struct vcpu *v);
 /* Forgets (and unhooks) the sites in [start, end): the code there changed. */
 void sites_drop_range(struct vcpu *v, uint64_t start, uint64_t end);
 
+/* ---------- watched addresses (watch.c) ---------- */
+
+struct watch {
+  uint64_t addr, nth, count;
+  uint64_t last_arrival; /* retired count before addr at the last counted arrival; UINT64_MAX: none */
+  bool reported;         /* its stop happened */
+  int id;
+  uc_hook hook;
+  struct vcpu *v;
+};
+
+/* An arrival at addr, the next instruction to run (called from code hooks
+ * before anything else touches the instruction): counts it on the watches
+ * there and, when one reaches its nth, stops the run before it (STOP_WATCH)
+ * and returns true. A site hook at a watched address calls it first, since
+ * Unicorn runs the hooks of one address in the order they were added. */
+bool watch_arrive(struct vcpu *v, uint64_t addr);
+void watches_free(struct vcpu *v);
+
 /* ---------- events (deliver.c) ---------- */
 
 enum event_kind {
@@ -192,6 +212,7 @@ enum stop_reason {
   STOP_COMPLETED, /* an emulated instruction completed; RIP := resume_rip */
   STOP_FLUSH,     /* this vCPU's TLB must be flushed before going on (RIP := resume_rip) */
   STOP_UD,        /* #UD from the invalid-instruction hook */
+  STOP_WATCH,     /* before a watched instruction (RIP := resume_rip); stop_watch says which */
   STOP_EXIT,      /* exit already filled */
 };
 
@@ -220,6 +241,7 @@ struct vcpu {
   uint64_t flush_pages[16];
   uint64_t *code_pages;
   struct vcpu_costs costs;
+  uint16_t uncosted_out_port; /* vcpu_config's */
   uint32_t kvm_features;
   bool enforce_pv_cpuid, cpuid_x2apic, gbpages;
   csh cs;
@@ -275,6 +297,10 @@ struct vcpu {
   struct site_table sites;
   struct site **pending_sites; /* recorded, to be hooked at the next stop */
   size_t n_pending, cap_pending;
+
+  struct watch **watches; /* by id (hooks keep pointers: never moved) */
+  size_t n_watches;
+  int stop_watch;
 };
 
 /* vcpu.c helpers used by the other files */
@@ -284,6 +310,9 @@ void vcpu_charge(struct vcpu *v, enum vcpu_cost_kind kind, uint64_t cycles);
 /* The instruction at addr in the current block did not retire (fault, or
  * the simulator takes it over): drop it and the rest of the block. */
 bool vcpu_abort_at(struct vcpu *v, uint64_t addr);
+/* The count of instructions retired before the one at addr of the current
+ * block (v->retired includes the whole block while it runs). */
+uint64_t vcpu_count_before(const struct vcpu *v, uint64_t addr);
 void vcpu_guest_paging(struct vcpu *v, struct paging_ctx *p);
 /* Queues a shadow_flush on the vCPUs it names (this one included). */
 void vcpu_queue_flush(struct vcpu *v, const struct shadow_flush *f);

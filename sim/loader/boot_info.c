@@ -145,6 +145,19 @@ bool guest_boot_info_from_config(const struct sim_config *cfg, uint64_t apic_tim
   return true;
 }
 
+bool guest_boot_layout_check(const struct guest_image *img, const struct sim_config *cfg,
+                             const struct apfsim_boot_info *bi, struct diag *err) {
+  struct apfsim_guest_layout l;
+  const char *file = cfg->source_path[0] ? cfg->source_path : "<config>";
+  const char *why = apfsim_guest_layout(bi, img->contract.image_end, &l);
+  if (!why) return true;
+  if (l.user_end > bi->ram_bytes && strstr(why, "does not fit"))
+    return diag_at(err, file, 0, "machine/guest-memory",
+                   "%s: the kernel and %" PRIu64 " processes need %" PRIu64 " MiB, the machine has %" PRIu64 " MiB", why,
+                   l.n_processes, (l.user_end + (1u << 20) - 1) >> 20, bi->ram_bytes >> 20);
+  return diag_at(err, file, 0, "workload", "%s", why);
+}
+
 bool guest_boot_info_write(const struct guest_image *img, const struct apfsim_boot_info *bi, uint8_t *mem,
                            uint64_t mem_bytes, struct apfsim_guest_layout *layout, struct diag *err) {
   struct apfsim_guest_layout l;

@@ -32,6 +32,12 @@
 bool guest_boot_info_from_config(const struct sim_config *cfg, uint64_t apic_timer_khz, struct apfsim_boot_info *bi,
                                  struct diag *err);
 
+/* Does the workload of bi fit in guest RAM beside this image's kernel? Fails naming the
+ * configuration file (cfg->source_path) and field, as bad input: the same check
+ * guest_boot_info_write makes, for callers that know which config bi came from. */
+bool guest_boot_layout_check(const struct guest_image *img, const struct sim_config *cfg,
+                             const struct apfsim_boot_info *bi, struct diag *err);
+
 /* Checks bi against the image (the workload must fit: apfsim_guest_layout), writes it at
  * the contract's boot info address and zeroes the rest of that page. layout (may be NULL)
  * receives where the kernel will put its page pool and the processes. */

@@ -51,6 +51,14 @@ struct machine_apf {
   uint64_t now_ps;
   /* the fault being decided: what the engine asked of `fetch` and `halt` */
   bool fetch_asked, fetch_blocks, halt_asked;
+  /* Unresolvable gfns whose async get-page failed while nobody was told (no synchronous
+   * outcome since): how many times in a row. Few at a time (a truncation loop holds its
+   * task on one gfn), so a list. */
+  struct failing_gfn {
+    uint64_t gfn;
+    uint32_t count;
+  } *failing;
+  size_t n_failing, cap_failing;
   /* summary storage: one row per vCPU */
   uint64_t *rows;
   /* what the guest's process statistics said at the last look (machine_apf_observe) */
@@ -204,6 +212,7 @@ void machine_apf_destroy(struct machine *m) {
   if (!m->apf) return;
   apf_engine_destroy(m->apf->e);
   free(m->apf->seen);
+  free(m->apf->failing);
   free(m->apf->rows);
   free(m->apf);
   m->apf = NULL;
@@ -213,7 +222,95 @@ uint32_t machine_apf_kvm_features(const struct machine *m) { return m->apf->cfg.
 
 bool machine_apf_async(const struct machine *m) { return m->apf && m->apf->cfg.async_pf; }
 
+struct apf_engine *machine_apf_engine(const struct machine *m) { return m->apf ? m->apf->e : NULL; }
+
 /* ---------- the fault, completions, entries ---------- */
+
+static void efault(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
+                   uint64_t now_ps) {
+  if (f->dax)
+    machine_dax_efault(m, c, ex, f, now_ps); /* names the file offset and the truncate */
+  else
+    machine_efault_exit(m, c, ex, f, now_ps);
+}
+
+static void forget_failing(struct machine_apf *a, uint64_t gfn) {
+  for (size_t k = 0; k < a->n_failing; k++)
+    if (a->failing[k].gfn == gfn) {
+      a->failing[k] = a->failing[--a->n_failing];
+      return;
+    }
+}
+
+/* "task pid 1 (dax-read)": the process running on c, as the guest's statistics say. */
+static void running_task(const struct machine *m, const struct mvcpu *c, char *buf, size_t len) {
+  for (unsigned k = 0; k < (unsigned)m->layout.n_processes; k++) {
+    struct apfsim_proc_stats ps;
+    if (machine_read_proc(m, k, &ps) && ps.state == APFSIM_PROC_RUNNING && ps.last_vcpu == c->id) {
+      snprintf(buf, len, "task pid %u (%s)", ps.pid, workload_kind_word(ps.kind));
+      return;
+    }
+  }
+  snprintf(buf, len, "no task");
+}
+
+static const char *reporting_word(enum apf_error_reporting r) {
+  switch (r) {
+    case APF_ERR_NONE: return "none, as mainline";
+    case APF_ERR_PAGE_READY: return "page-ready";
+    case APF_ERR_FORCE_SYNC: return "force-sync";
+    case APF_ERR_SYNC_EXCEPTION: return "sync-exception";
+  }
+  return "?";
+}
+
+/* An async fault on an unresolvable gfn whose get-page will fail: the mainline host sends
+ * page-ready all the same, the guest retries, faults again — the truncation loop. After
+ * apf/livelock-faults of them in a row the run is a livelock. True: the run ended. */
+static bool failing_async(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
+                          uint64_t now_ps) {
+  struct machine_apf *a = m->apf;
+  struct failing_gfn *g = NULL;
+  for (size_t k = 0; k < a->n_failing && !g; k++)
+    if (a->failing[k].gfn == f->gfn) g = &a->failing[k];
+  if (!g) {
+    if (a->n_failing == a->cap_failing) {
+      const size_t cap = a->cap_failing ? 2 * a->cap_failing : 8;
+      struct failing_gfn *grown = realloc(a->failing, cap * sizeof *grown);
+      if (!grown) {
+        machine_fail(m, now_ps, "out of memory");
+        return true;
+      }
+      a->failing = grown;
+      a->cap_failing = cap;
+    }
+    g = &a->failing[a->n_failing++];
+    *g = (struct failing_gfn){f->gfn, 0};
+  }
+  const uint32_t limit = m->cfg->apf.livelock_faults;
+  if (++g->count < limit || !limit) return false;
+  char sym[160], task[64], where[96] = "", why[240];
+  guest_image_symbolize(m->img, ex->rip, sym, sizeof sym);
+  running_task(m, c, task, sizeof task);
+  struct vcpu_sregs sr;
+  vcpu_get_sregs(c->v, &sr);
+  if (f->dax) {
+    snprintf(where, sizeof where, "; virtiofs DAX window, file offset %#llx", (unsigned long long)f->file_offset);
+    machine_dax_why_lost(m, f, now_ps, why, sizeof why);
+  } else {
+    ept_describe_fault(f, why, sizeof why);
+  }
+  trace_event(m->trace, now_ps / PS_PER_NS, (int)c->id, "apf_livelock", "gfn %#llx faults %u rip %#llx sym %s",
+              (unsigned long long)f->gfn, g->count, (unsigned long long)ex->rip, sym);
+  machine_end(m, now_ps, OUTCOME_LIVELOCK, "vCPU %u took %u async page fault%s in a row on gpa %#llx (gfn %#llx%s), "
+              "the last at rip %#llx = %s (%s) in %s: each async get-page failed (%s), and page-ready only woke the "
+              "task to retry the access (apf/error-reporting %s), which faulted again, for ever "
+              "(apf/livelock-faults %u)",
+              c->id, g->count, g->count == 1 ? "" : "s", (unsigned long long)ex->ept.gpa, (unsigned long long)f->gfn,
+              where, (unsigned long long)ex->rip, sym, sr.cpl == 3 ? "user mode" : "kernel mode", task, why,
+              reporting_word(m->cfg->apf.error_reporting), limit);
+  return true;
+}
 
 bool machine_apf_fault(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
                        uint64_t now_ps) {
@@ -225,28 +322,46 @@ bool machine_apf_fault(struct machine *m, struct mvcpu *c, const struct vcpu_exi
                                .unresolvable = unresolvable, .write = ex->ept.access == VCPU_ACCESS_WRITE,
                                .fetch = ex->ept.access == VCPU_ACCESS_FETCH};
   struct apf_decision dec;
+  const uint64_t ve_before = apf_vcpu_stats(a->e, c->id)->ve_not_present;
   apf_fault(a->e, c->id, &af, &dec);
   if (m->failed) return false;
+  if (dec.outcome == APF_OUTCOME_ASYNC)
+    machine_race_not_present(m, c, dec.token, ex->ept.gva, apf_vcpu_stats(a->e, c->id)->ve_not_present != ve_before,
+                             now_ps);
+  if (unresolvable) {
+    /* a synchronous outcome tells the VMM or the guest: the loop, if any, is broken */
+    if (dec.outcome != APF_OUTCOME_ASYNC && dec.outcome != APF_OUTCOME_HALT) forget_failing(a, f->gfn);
+    else if (a->fetch_asked && failing_async(m, c, ex, f, now_ps)) return false;
+  }
   switch (dec.outcome) {
     case APF_OUTCOME_SYNC:
+      if (f->kind == EPT_FAULT_DAX) {
+        machine_dax_start_read(m, c, ex, f, now_ps, true); /* c BLOCKED on the page-cache read */
+        return false;
+      }
       return machine_block_on_fetch(m, c, ex, f, now_ps);
     case APF_OUTCOME_EFAULT:
-      machine_efault_exit(m, c, ex, f, now_ps);
+      efault(m, c, ex, f, now_ps);
       return false;
     case APF_OUTCOME_ERROR_EXCEPTION:
       if (apf_ve_page_error(a->e, c->id, &af)) return true; /* the #VE is queued: the guest's fixup runs */
-      machine_efault_exit(m, c, ex, f, now_ps);
+      efault(m, c, ex, f, now_ps);
       return false;
     case APF_OUTCOME_ASYNC:
     case APF_OUTCOME_HALT:
       break;
   }
-  /* The read in the background: a new one for a swapped page, nothing for one in flight
-   * (another fault started it), a failure for a page that cannot come in. */
+  /* The read in the background: a new one for a swapped page or a page-cache miss,
+   * nothing for one in flight (another fault started it), a failure for a page that
+   * cannot come in. */
   if (a->fetch_asked) {
-    if (unresolvable)
+    if (unresolvable && f->dax)
+      machine_dax_fail_read(m, f, now_ps); /* a timed event: runs even when every vCPU waits */
+    else if (unresolvable)
       machine_fetch_fail(m, f->gfn, now_ps);
     else if (f->kind == EPT_FAULT_SWAP_IN && !machine_fetch_start(m, f->gfn, EPT_NO_VCPU, now_ps))
+      return false;
+    else if (f->kind == EPT_FAULT_DAX && !machine_dax_start_read(m, c, ex, f, now_ps, false))
       return false;
   }
   if (dec.outcome == APF_OUTCOME_ASYNC) return !m->ended; /* the #PF / #VE is queued: run on */
@@ -321,12 +436,23 @@ static const char *const apf_keys[] = {
     "not_present",    "page_ready",      "page_ready_suppressed", "page_ready_deferred", "orphan_page_ready",
     "wake_all",       "acks",            "outstanding",     "outstanding_peak", "ve_not_present",
     "ve_page_errors", "ve_refused",      "apf_halted_ns",   "guest_not_present", "guest_page_ready",
-    "guest_sleeps",   "guest_halt_waits", "dummy_created",  "dummy_consumed",  "dummy_dropped"};
+    "guest_sleeps",   "guest_halt_waits", "dummy_created",  "dummy_consumed",  "dummy_dropped",
+    "failed_reads",   "page_error_reports", "forced_sync",  "efaults",         "guest_page_errors",
+    "guest_efault_fixups", "guest_sigbus_kills"};
 #define N_APF_KEYS (sizeof apf_keys / sizeof *apf_keys)
 
 static uint64_t waited(const struct machine *m, const struct mvcpu *c) {
   return c->state == MV_APF_HALTED && m->end_ps > c->since_ps ? c->apf_halted_ps + (m->end_ps - c->since_ps)
                                                                : c->apf_halted_ps;
+}
+
+void machine_apf_totals(const struct machine *m, uint64_t *not_present, uint64_t *page_ready) {
+  *not_present = *page_ready = 0;
+  if (!m->apf) return;
+  struct apf_stats t;
+  apf_total_stats(m->apf->e, &t);
+  *not_present = t.not_present;
+  *page_ready = t.page_ready;
 }
 
 void machine_apf_summary(struct machine *m, struct run_summary *s) {
@@ -352,7 +478,8 @@ void machine_apf_summary(struct machine *m, struct run_summary *s) {
         st->page_ready_suppressed, st->page_ready_deferred, st->orphan_page_ready, st->wake_all, st->acks,
         st->outstanding, st->outstanding_peak, st->ve_not_present, st->ve_page_errors, st->ve_refused,
         waited(m, &m->cpu[i]) / PS_PER_NS, gs.apf_not_present, gs.apf_page_ready, gs.apf_sleeps, gs.apf_halt_waits,
-        gs.apf_dummy_created, gs.apf_dummy_consumed, gs.apf_dummy_dropped};
+        gs.apf_dummy_created, gs.apf_dummy_consumed, gs.apf_dummy_dropped, st->failed, st->error_reports,
+        st->forced_sync, st->efaults, gs.apf_page_errors, gs.efault_fixups, gs.sigbus_kills};
     if (a->rows) memcpy(a->rows + (size_t)i * N_APF_KEYS, row, sizeof row);
   }
   struct apf_stats t;

@@ -11,9 +11,14 @@
  *                                             a read in flight of such a page fails
  *   EPT violation on a truncated window page  KVM_RUN fails with EFAULT: outcome efault_exit
  *
+ * With APF on (apf/protocol other than off) the host's APF engine decides what a miss or a
+ * truncated page becomes, as for a swap-in (apf_glue.c, docs/truncation.md): the read (or,
+ * for a truncated page, a get-page that only fails) then runs with nobody waiting, and its
+ * completion completes the engine's works (page-ready, with or without an error).
+ *
  * Reads and the truncate are machine-wide timed events (machine_next_timed_event_ps), so
  * running vCPUs stop at their time and a blocked vCPU wakes at its read's completion.
- * Not for: the APF decision on window pages (sim/apf through the fault hooks), the file's
+ * Not for: the APF decision on window pages (sim/apf, through apf_glue.c), the file's
  * page-cache policy (dax_file.c), the EPT page states (sim/mmu/ept.c). */
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +32,7 @@ struct dax_read {
   uint64_t gfn, file_offset;
   uint64_t ready_ps;
   uint64_t seq; /* equal ready times complete in submission order */
+  bool lost;    /* an async get-page of an unresolvable page: it only fails (no EPT change) */
 };
 
 struct machine_dax {
@@ -42,9 +48,15 @@ struct machine_dax {
   struct dax_read *reads;
   size_t n_reads, cap_reads;
   uint64_t seq;
+  /* the page-cache miss being handled: machine_dax_start_read's read (the file model
+   * already timed it when asked, so it is not asked twice) */
+  struct dax_miss {
+    bool valid;
+    uint64_t gfn, ready_ns;
+  } miss;
   /* statistics */
   uint64_t hits, reads_started, reads_done, reads_failed, efaults;
-  uint64_t summary_row[9]; /* the summary's "dax" section points here */
+  uint64_t summary_row[12]; /* the summary's "dax" section points here */
 };
 
 /* What a page-cache page holds: every 8-byte word its own file offset, tagged, so a test
@@ -134,7 +146,7 @@ uint64_t machine_dax_wake_ps(const struct machine *m, uint64_t gfn) {
   struct machine_dax *d = m->dax;
   if (!d) return MACHINE_NEVER;
   for (size_t k = 0; k < d->n_reads; k++)
-    if (d->reads[k].gfn == gfn) return d->reads[k].ready_ps;
+    if (d->reads[k].gfn == gfn && !d->reads[k].lost) return d->reads[k].ready_ps;
   return MACHINE_NEVER;
 }
 
@@ -162,6 +174,10 @@ static void complete_read(struct machine *m, struct dax_read r) {
   struct machine_dax *d = m->dax;
   struct ept_change ch;
   struct diag err = {{0}};
+  if (r.lost) {
+    machine_apf_fetch_done(m, r.gfn, true, r.ready_ps);
+    return;
+  }
   const bool ok = dax_file_page_state(&d->file, r.file_offset, ps_to_ns(r.ready_ps)) == DAX_PAGE_RESIDENT;
   if (ok) {
     fill_page(m, r.gfn, r.file_offset);
@@ -181,6 +197,8 @@ static void complete_read(struct machine *m, struct dax_read r) {
   trace_event(m->trace, ps_to_ns(r.ready_ps), TRACE_CPU_HOST, "dax_read_done", "gpa %#llx file_offset %#llx result %s",
               (unsigned long long)(r.gfn << 12), (unsigned long long)r.file_offset, ok ? "ok" : "truncated");
   wake_waiters(m, ch.waiters, r.ready_ps);
+  /* async works on the page complete: page-ready, with or without an error */
+  machine_apf_fetch_done(m, r.gfn, !ok, r.ready_ps);
   if (ok && m->hooks.page_in) m->hooks.page_in(m->hooks.ctx, m, r.gfn, r.ready_ps);
 }
 
@@ -245,6 +263,29 @@ static const char *access_word(enum vcpu_access a) {
   return "?";
 }
 
+/* Lists a read (its seq assigned here). Its completion is a machine-wide timed event; the
+ * slices running now (the faulting vCPU's, when the fault was async and it runs on) stop
+ * there too, so a page-ready lands at its time and no event comes after the trace's
+ * flush bound passed it (as fetches.c). */
+static bool push_read(struct machine *m, struct dax_read r, uint64_t now_ps) {
+  struct machine_dax *d = m->dax;
+  if (d->n_reads == d->cap_reads) {
+    size_t cap = d->cap_reads ? 2 * d->cap_reads : 16;
+    struct dax_read *grown = realloc(d->reads, cap * sizeof *grown);
+    if (!grown) {
+      machine_fail(m, now_ps, "DAX: out of memory for a page-cache read");
+      return false;
+    }
+    d->reads = grown;
+    d->cap_reads = cap;
+  }
+  r.seq = d->seq++;
+  d->reads[d->n_reads++] = r;
+  for (unsigned i = 0; i < m->n; i++)
+    if (r.ready_ps < m->cpu[i].slice_horizon_ps) m->cpu[i].slice_horizon_ps = r.ready_ps;
+  return true;
+}
+
 /* The vCPU waits for the page-cache read: KVM's synchronous fault, as for a swap-in. */
 static void block_on_read(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, uint64_t now_ps) {
   c->state = MV_BLOCKED;
@@ -286,6 +327,7 @@ bool machine_dax_fault(struct machine *m, struct mvcpu *c, const struct vcpu_exi
       lost.kind = EPT_FAULT_UNRESOLVABLE;
       lost.state = EPT_UNRESOLVABLE;
       lost.loss = EPT_LOSS_TRUNCATED;
+      if (machine_apf_async(m)) return machine_apf_fault(m, c, ex, &lost, now_ps); /* the get-page fails */
       machine_dax_efault(m, c, ex, &lost, now_ps);
       return false;
     }
@@ -304,51 +346,76 @@ bool machine_dax_fault(struct machine *m, struct mvcpu *c, const struct vcpu_exi
                 (unsigned long long)(f->gfn << 12), (unsigned long long)f->file_offset);
     return true;
   }
+  /* With async faults on, the host's APF engine decides what the miss becomes (an async
+   * fault with the read in the background, a synthetic halt, or a synchronous fault);
+   * whichever it is, the read starts through machine_dax_start_read. */
+  d->miss = (struct dax_miss){true, f->gfn, ready_ns};
+  if (machine_apf_async(m)) return machine_apf_fault(m, c, ex, f, now_ps);
+  machine_dax_start_read(m, c, ex, f, now_ps, true);
+  return false;
+}
+
+bool machine_dax_start_read(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
+                            uint64_t now_ps, bool vcpu_blocks) {
+  struct machine_dax *d = m->dax;
+  struct diag err = {{0}};
+  const uint64_t now_ns = ps_to_ns(now_ps);
+  /* the file model started this read when machine_dax_fault asked it about the miss */
+  if (!d->miss.valid || d->miss.gfn != f->gfn) {
+    machine_fail(m, now_ps, "DAX: a page-cache read of gfn %#llx without the fault that missed it",
+                 (unsigned long long)f->gfn);
+    return false;
+  }
+  const uint64_t ready_ns = d->miss.ready_ns;
+  d->miss.valid = false;
   /* From the vCPU's own local time, so the wait is exactly the sampled latency. */
-  const uint64_t ready_ps = now_ps + (ready_ns - now_ns) * PS_PER_NS;
-  if (!ept_start_fetch(m->ept, f->gfn, c->id, ready_ns, &err)) {
+  const uint64_t ready_ps = now_ps + (ready_ns > now_ns ? ready_ns - now_ns : 0) * PS_PER_NS;
+  if (!ept_start_fetch(m->ept, f->gfn, vcpu_blocks ? c->id : EPT_NO_VCPU, ready_ns, &err)) {
     machine_fail(m, now_ps, "%s", err.msg);
     return false;
   }
-  if (d->n_reads == d->cap_reads) {
-    size_t cap = d->cap_reads ? 2 * d->cap_reads : 16;
-    struct dax_read *grown = realloc(d->reads, cap * sizeof *grown);
-    if (!grown) {
-      machine_fail(m, now_ps, "DAX: out of memory for a page-cache read");
-      return false;
-    }
-    d->reads = grown;
-    d->cap_reads = cap;
-  }
-  d->reads[d->n_reads++] = (struct dax_read){f->gfn, f->file_offset, ready_ps, d->seq++};
+  if (!push_read(m, (struct dax_read){f->gfn, f->file_offset, ready_ps, 0, false}, now_ps)) return false;
   d->reads_started++;
   trace_event(m->trace, now_ns, (int)c->id, "dax_read_submit", "gpa %#llx file_offset %#llx ready_ns %llu",
               (unsigned long long)(f->gfn << 12), (unsigned long long)f->file_offset,
               (unsigned long long)ps_to_ns(ready_ps));
-  block_on_read(m, c, ex, now_ps);
-  return false;
+  if (vcpu_blocks) block_on_read(m, c, ex, now_ps);
+  return true;
+}
+
+bool machine_dax_fail_read(struct machine *m, const struct ept_fault *f, uint64_t now_ps) {
+  return push_read(m, (struct dax_read){f->gfn, f->file_offset, now_ps, 0, true}, now_ps);
+}
+
+void machine_dax_why_lost(const struct machine *m, const struct ept_fault *f, uint64_t now_ps, char *why,
+                          size_t len) {
+  const struct machine_dax *d = m->dax;
+  char t[32];
+  const enum dax_page_state ps =
+      d ? dax_file_page_state(&d->file, f->file_offset, ps_to_ns(now_ps)) : DAX_PAGE_BEYOND_EOF;
+  if (d && ps == DAX_PAGE_TRUNCATED && d->truncated) {
+    format_ms(d->truncate_at_ps, t, sizeof t);
+    snprintf(why, len, "the host truncated the file at %s from %llu to %llu bytes, so the page is gone from "
+             "its page cache", t, (unsigned long long)d->last_truncate.old_size,
+             (unsigned long long)d->last_truncate.new_size);
+  } else if (f->loss == EPT_LOSS_TRUNCATED) {
+    snprintf(why, len, "the page lies past the end of the %llu-byte file",
+             (unsigned long long)(d ? dax_file_size(&d->file) : 0));
+  } else {
+    snprintf(why, len, "the page is lost on the host (%s)", ept_loss_name(f->loss));
+  }
 }
 
 void machine_dax_efault(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
                         uint64_t now_ps) {
   struct machine_dax *d = m->dax;
-  char sym[160], why[200], t[32];
+  char sym[160], why[200];
   guest_image_symbolize(m->img, ex->rip, sym, sizeof sym);
   struct vcpu_sregs s;
   vcpu_get_sregs(c->v, &s);
   const char *mode = s.cpl == 3 ? "user mode" : "kernel mode";
   const enum dax_page_state ps = d ? dax_file_page_state(&d->file, f->file_offset, ps_to_ns(now_ps)) : DAX_PAGE_BEYOND_EOF;
-  if (d && ps == DAX_PAGE_TRUNCATED && d->truncated) {
-    format_ms(d->truncate_at_ps, t, sizeof t);
-    snprintf(why, sizeof why, "the host truncated the file at %s from %llu to %llu bytes, so the page is gone from "
-             "its page cache", t, (unsigned long long)d->last_truncate.old_size,
-             (unsigned long long)d->last_truncate.new_size);
-  } else if (f->loss == EPT_LOSS_TRUNCATED) {
-    snprintf(why, sizeof why, "the page lies past the end of the %llu-byte file",
-             (unsigned long long)(d ? dax_file_size(&d->file) : 0));
-  } else {
-    snprintf(why, sizeof why, "the page is lost on the host (%s)", ept_loss_name(f->loss));
-  }
+  machine_dax_why_lost(m, f, now_ps, why, sizeof why);
   if (d) d->efaults++;
   trace_event(m->trace, ps_to_ns(now_ps), (int)c->id, "efault", "gpa %#llx rip %#llx sym %s file_offset %#llx reason %s",
               (unsigned long long)ex->ept.gpa, (unsigned long long)ex->rip, sym, (unsigned long long)f->file_offset,
@@ -364,15 +431,30 @@ void machine_dax_efault(struct machine *m, struct mvcpu *c, const struct vcpu_ex
 
 static const char *const dax_keys[] = {"window_gpa",  "window_bytes", "file_bytes",   "page_cache_hits",
                                        "page_cache_reads", "reads_done", "reads_failed", "pages_truncated",
-                                       "efault_exits"};
+                                       "efault_exits", "copy_efaults", "efault_fixups", "sigbus_kills"};
 #define N_DAX_KEYS (sizeof dax_keys / sizeof *dax_keys)
 
 bool machine_dax_section(struct machine *m, struct report_section *out) {
   struct machine_dax *d = m->dax;
   if (!d) return false;
+  /* What the guest made of the page errors the host reported (its own statistics):
+   * dax_read copies that returned -EFAULT, kernel accesses fixed up, tasks killed. */
+  uint64_t copy_efaults = 0, fixups = 0, kills = 0;
+  for (unsigned k = 0; k < (unsigned)m->layout.n_processes; k++) {
+    struct apfsim_proc_stats ps;
+    if (machine_read_proc(m, k, &ps)) copy_efaults += ps.efaults;
+  }
+  for (unsigned i = 0; i < m->n; i++) {
+    struct apfsim_vcpu_stats gs;
+    struct diag err;
+    if (!guest_read_vcpu_stats(m->img, m->mem, m->ram_bytes, i, &gs, &err)) continue;
+    fixups += gs.efault_fixups;
+    kills += gs.sigbus_kills;
+  }
   const uint64_t row[N_DAX_KEYS] = {d->gpa,        d->bytes,      dax_file_size(&d->file),
                                     d->hits,       d->reads_started, d->reads_done,
-                                    d->reads_failed, d->file.stats.pages_truncated, d->efaults};
+                                    d->reads_failed, d->file.stats.pages_truncated, d->efaults,
+                                    copy_efaults,  fixups,        kills};
   _Static_assert(sizeof row == sizeof d->summary_row, "one value per key");
   memcpy(d->summary_row, row, sizeof row);
   *out = (struct report_section){"dax", dax_keys, N_DAX_KEYS, d->summary_row, 1, false};

@@ -1,5 +1,6 @@
 /* guest_io.c — what the guest kernel tells the host through its ports (docs/guest.md
- * §1.7): console lines, panic records, "every process exited", process exits, hung tasks;
+ * §1.7): console lines, panic records, "every process exited", process exits, task
+ * switches, hung tasks;
  * and how a run ends: outcome and the one-sentence verdict a person reads.
  * Not for: running vCPUs (run.c), host faults (host.c), the JSON summary (summary.c). */
 #include <stdarg.h>
@@ -135,6 +136,7 @@ static size_t describe_processes(const struct machine *m, char *buf, size_t len,
                                  unsigned *listed) {
   size_t at = 0;
   *listed = 0;
+  if (len) buf[0] = '\0'; /* no process listed: an empty list, not stack garbage */
   const unsigned n = (unsigned)m->layout.n_processes;
   const bool by_class = n > 8 && !only_unfinished;
   if (by_class) {
@@ -199,11 +201,15 @@ static void end_all_exited(struct machine *m, struct mvcpu *c, uint64_t at_ps) {
   format_ms(at_ps, t, sizeof t);
   host_fault_note(m, note, sizeof note);
   trace_event(m->trace, at_ps / PS_PER_NS, (int)c->id, "guest_shutdown", "processes %u", listed);
-  machine_end(m, at_ps, OUTCOME_OK, "all %u processes finished: %s in %s simulated%s", listed, procs, t, note);
+  char race[400];
+  machine_race_note(m, race, sizeof race);
+  machine_end(m, at_ps, OUTCOME_OK, "all %u processes finished: %s in %s simulated%s%s", listed, procs, t, note, race);
 }
 
 void machine_time_limit(struct machine *m, uint64_t end_ps, bool host_limit) {
   if (m->ended) return;
+  /* A wait nothing can end is a hang at whatever horizon the run stopped (race_watch.c). */
+  if (machine_race_judge_end(m, end_ps)) return;
   char procs[700], t[32], note[200];
   unsigned unfinished;
   describe_processes(m, procs, sizeof procs, true, &unfinished);
@@ -211,6 +217,9 @@ void machine_time_limit(struct machine *m, uint64_t end_ps, bool host_limit) {
   host_fault_note(m, note, sizeof note);
   const unsigned n = (unsigned)m->layout.n_processes;
   if (host_limit) {
+    /* Where the run stopped depends on the host: the trace says why it ends here. */
+    trace_event(m->trace, end_ps / PS_PER_NS, TRACE_CPU_HOST, "host_limit", "limit max-host-seconds seconds %llu",
+                (unsigned long long)m->cfg->limits.max_host_seconds);
     machine_end(m, end_ps, OUTCOME_TIMEOUT, "the host time limit (%llu s, limits/max-host-seconds) stopped the run "
                 "at %s simulated with %u of %u processes unfinished%s%s%s",
                 (unsigned long long)m->cfg->limits.max_host_seconds, t, unfinished, n, unfinished ? ": " : "",
@@ -222,8 +231,23 @@ void machine_time_limit(struct machine *m, uint64_t end_ps, bool host_limit) {
     unsigned listed;
     describe_processes(m, procs, sizeof procs, false, &listed);
     machine_end(m, end_ps, OUTCOME_OK, "ran to the simulated time limit (%s) with no process left unfinished "
-                "(unbounded ones run until the end): %s%s", t, procs, note);
+                "(unbounded ones run until the end): %s%s", t, listed ? procs : "no process started", note);
   }
+}
+
+void machine_memory_limit(struct machine *m, uint64_t end_ps, uint64_t trace_bytes, uint64_t share) {
+  if (m->ended) return;
+  char procs[700], t[32];
+  unsigned unfinished;
+  describe_processes(m, procs, sizeof procs, true, &unfinished);
+  format_ms(end_ps, t, sizeof t);
+  trace_event(m->trace, end_ps / PS_PER_NS, TRACE_CPU_HOST, "host_limit", "limit max-host-memory bytes %llu",
+              (unsigned long long)trace_bytes);
+  machine_end(m, end_ps, OUTCOME_TIMEOUT, "the host memory limit (%llu bytes, limits/max-host-memory) stopped the run "
+              "at %s simulated: the trace buffer holds %llu bytes, more than the %llu left after guest RAM and the "
+              "DAX window; %u of %u processes unfinished%s%s",
+              (unsigned long long)m->cfg->limits.max_host_memory_bytes, t, (unsigned long long)trace_bytes,
+              (unsigned long long)share, unfinished, (unsigned)m->layout.n_processes, unfinished ? ": " : "", procs);
 }
 
 static void end_panic(struct machine *m, struct mvcpu *c, uint32_t gpa, uint64_t at_ps) {
@@ -257,7 +281,42 @@ static void end_panic(struct machine *m, struct mvcpu *c, uint32_t gpa, uint64_t
   if (r.vector != APFSIM_PANIC_NO_VECTOR) snprintf(vec, sizeof vec, " vector %u", r.vector);
   trace_event(m->trace, at_ps / PS_PER_NS, (int)c->id, "guest_panic", "vcpu %u pid %u%s rip %#llx sym %s cr2 %#llx "
               "msg %s", c->id, r.pid, vec, (unsigned long long)r.rip, sym, (unsigned long long)r.cr2, q);
-  machine_end(m, at_ps, OUTCOME_GUEST_PANIC, "guest panic on vCPU %u at %s: \"%s\"; %s", c->id, t, r.message, where);
+  char race[700];
+  machine_race_panic_prefix(m, c, &r, race, sizeof race);
+  machine_end(m, at_ps, OUTCOME_GUEST_PANIC, "%sguest panic on vCPU %u at %s: \"%s\"; %s", race, c->id, t, r.message,
+              where);
+}
+
+/* Port 0xEE: the guest kernel is killing task `pid` with SIGBUS for a host page error it
+ * could not recover from (docs/guest.md §1.7); its statistics say why. The guest would go
+ * on; the run's outcome is this kill (docs/truncation.md). */
+static void end_sigbus(struct machine *m, struct mvcpu *c, uint32_t pid, uint64_t at_ps) {
+  struct apfsim_proc_stats ps;
+  char t[32], sym[160], how[200];
+  format_ms(at_ps, t, sizeof t);
+  if (!pid || !machine_read_proc(m, pid - 1, &ps)) {
+    trace_event(m->trace, at_ps / PS_PER_NS, (int)c->id, "sigbus", "pid %u unreadable", pid);
+    machine_end(m, at_ps, OUTCOME_SIGBUS, "the guest kernel on vCPU %u killed task pid %u with SIGBUS at %s, but its "
+                "statistics are unreadable", c->id, pid, t);
+    return;
+  }
+  guest_image_symbolize(m->img, ps.sig_rip, sym, sizeof sym);
+  if (ps.sig_code == APFSIM_SIGBUS_APF_PAGE_ERROR)
+    snprintf(how, sizeof how, "page-ready reported a host page error (ready_flags PAGE_ERROR) for APF token %#llx; "
+             "the address is unknown to the guest, a #PF-delivered APF carries only the token",
+             (unsigned long long)ps.sig_token);
+  else if (ps.sig_code == APFSIM_SIGBUS_VE_PAGE_ERROR)
+    snprintf(how, sizeof how, "a synchronous #VE reported a host page error at address %#llx",
+             (unsigned long long)ps.sig_addr);
+  else
+    snprintf(how, sizeof how, "signal code %u, address %#llx, token %#llx", ps.sig_code,
+             (unsigned long long)ps.sig_addr, (unsigned long long)ps.sig_token);
+  trace_event(m->trace, at_ps / PS_PER_NS, (int)c->id, "sigbus",
+              "pid %u code %u addr %#llx token %#llx rip %#llx sym %s", pid, ps.sig_code, (unsigned long long)ps.sig_addr, (unsigned long long)ps.sig_token,
+              (unsigned long long)ps.sig_rip, sym);
+  machine_end(m, at_ps, OUTCOME_SIGBUS, "the guest kernel on vCPU %u killed task pid %u (%s) with SIGBUS at %s: %s; "
+              "its access at rip %#llx = %s (user mode) cannot complete", c->id, pid, workload_kind_word(ps.kind), t,
+              how, (unsigned long long)ps.sig_rip, sym);
 }
 
 enum vcpu_cb machine_port_out(void *ctx, struct vcpu *v, uint16_t port, unsigned bytes, uint32_t value) {
@@ -282,6 +341,15 @@ enum vcpu_cb machine_port_out(void *ctx, struct vcpu *v, uint16_t port, unsigned
                   (unsigned long long)ops);
       return VCPU_CB_OK;
     }
+    case APFSIM_PORT_TASK_SWITCH: {
+      /* The guest's comm is its workload kind (guest/kernel/process.c); idle tasks are pid 0. */
+      struct apfsim_proc_stats ps;
+      const char *comm = !value                               ? "idle"
+                         : machine_read_proc(m, value - 1, &ps) ? workload_kind_word(ps.kind)
+                                                                : "unknown";
+      trace_event(m->trace, now_ps / PS_PER_NS, (int)c->id, "task_switch", "pid %u comm %s", value, comm);
+      return VCPU_CB_OK;
+    }
     case APFSIM_PORT_HUNG_TASK: {
       struct apfsim_proc_stats ps;
       const char *kind = value && machine_read_proc(m, value - 1, &ps) ? workload_kind_word(ps.kind) : "unknown";
@@ -293,6 +361,9 @@ enum vcpu_cb machine_port_out(void *ctx, struct vcpu *v, uint16_t port, unsigned
                   "asleep longer than %s (guest/hung-task-timeout) at %s", c->id, value, kind, limit, t);
       return VCPU_CB_EXIT;
     }
+    case APFSIM_PORT_SIGBUS:
+      end_sigbus(m, c, value, now_ps);
+      return VCPU_CB_EXIT;
     default:
       return VCPU_CB_OK; /* like an unclaimed ISA port: the write goes nowhere */
   }

@@ -57,15 +57,21 @@ bool machine_host_setup(struct machine *m, struct diag *err) {
 }
 
 uint64_t machine_next_timed_event_ps(const struct machine *m) {
-  const uint64_t dax = machine_dax_next_event_ps(m);
-  if (!m->reclaim) return dax;
+  /* the explorer's run end (window.c) is one: the host thread ends the run there even
+   * when every vCPU waits for ever */
+  const uint64_t end = machine_window_end_ps(m), dax = machine_dax_next_event_ps(m);
+  uint64_t first = end < dax ? end : dax;
+  const uint64_t measure = machine_measure_next_ps(m); /* the measurement window's start */
+  if (measure < first) first = measure;
+  if (!m->reclaim) return first;
   uint64_t t = reclaim_script_next_ns(m->reclaim);
   t = t > MACHINE_NEVER / PS_PER_NS ? MACHINE_NEVER : t * PS_PER_NS;
-  return t < dax ? t : dax;
+  return t < first ? t : first;
 }
 
 void machine_deliver_due(struct machine *m, uint64_t now_ps) {
-  if (m->ended) return;
+  if (m->ended || machine_window_end_due(m, now_ps)) return;
+  machine_measure_due(m, now_ps);
   machine_fetches_due(m, now_ps); /* swap-in completions whose time the device told */
   machine_dax_deliver_due(m, now_ps); /* page-cache read completions, the host truncate */
   if (!m->reclaim || m->ended) return;
@@ -175,7 +181,7 @@ bool machine_ept_violation(struct machine *m, struct mvcpu *c, const struct vcpu
     case EPT_FAULT_DAX:
       return machine_dax_fault(m, c, ex, &f, now_ps);
     case EPT_FAULT_UNRESOLVABLE:
-      if (f.dax) {
+      if (f.dax && !machine_apf_async(m)) {
         machine_dax_efault(m, c, ex, &f, now_ps);
         return false;
       }

@@ -142,6 +142,8 @@ static bool boot_vcpu(struct machine *m, unsigned i, struct diag *err) {
       .kvm_features = machine_apf_kvm_features(m),
       .enforce_pv_cpuid = m->cfg->host.enforce_pv_cpuid,
       .cpuid_x2apic = true,
+      /* the guest's context-switch reports (docs/guest.md §1.7): observation, not work */
+      .uncosted_out_port = APFSIM_PORT_TASK_SWITCH,
   };
   c->v = vcpu_create(&vc, err);
   if (!c->v) return false;
@@ -200,6 +202,7 @@ struct machine *machine_create(const struct machine_params *p, struct diag *err)
   /* What the configuration asks that this machine or kernel cannot do is bad input. */
   if (p->config_error) *p->config_error = true;
   if (!guest_boot_info_from_config(cfg, GUEST_APIC_TIMER_KHZ_KVM, &m->bi, err)) goto fail;
+  if (!guest_boot_layout_check(m->img, cfg, &m->bi, err)) goto fail;
   m->tsc_khz = m->bi.tsc_khz;
   if (!map_memory(m, err)) goto fail;
   if (!guest_image_load(m->img, m->mem, m->ram_bytes, err)) goto fail;
@@ -220,9 +223,9 @@ struct machine *machine_create(const struct machine_params *p, struct diag *err)
     goto fail;
   }
   if (!machine_register_apic_msrs(m, err)) goto fail;
-  if (!machine_fetches_setup(m, err) || !machine_apf_setup(m, err)) goto fail;
+  if (!machine_fetches_setup(m, err) || !machine_apf_setup(m, err) || !machine_race_setup(m, err)) goto fail;
   if (p->config_error) *p->config_error = true; /* a plan it cannot carry out is bad input */
-  if (!machine_nmi_setup(m, err)) goto fail;
+  if (!machine_nmi_setup(m, err) || !machine_measure_setup(m, err)) goto fail;
   if (p->config_error) *p->config_error = false;
   machine_install_callbacks(m);
 
@@ -236,6 +239,7 @@ struct machine *machine_create(const struct machine_params *p, struct diag *err)
   m->n_text = n_text;
   for (unsigned i = 0; i < m->n; i++)
     if (!boot_vcpu(m, i, err)) goto fail;
+  if (!machine_nmi_arm(m, err)) goto fail;
   return m;
 fail:
   machine_destroy(m);
@@ -251,6 +255,8 @@ void machine_destroy(struct machine *m) {
   machine_apf_destroy(m);
   machine_fetches_destroy(m);
   machine_nmi_destroy(m);
+  machine_race_destroy(m);
+  machine_measure_destroy(m);
   ept_destroy(m->ept);
   shadow_destroy(m->shadow);
   if (m->mem) munmap(m->mem, m->map_bytes);

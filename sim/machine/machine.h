@@ -122,6 +122,9 @@ const char *machine_failed(const struct machine *m);
 /* The caller's time limit (limits/max-sim-time) was reached at end_ps, or the host time
  * limit (host_limit true): decides the outcome if the guest has not. */
 void machine_time_limit(struct machine *m, uint64_t end_ps, bool host_limit);
+/* The trace buffer holds trace_bytes, more than the share of limits/max-host-memory
+ * left after guest RAM and the DAX window: ends the run (outcome timeout) at end_ps. */
+void machine_memory_limit(struct machine *m, uint64_t end_ps, uint64_t trace_bytes, uint64_t share);
 
 /* Outcome, verdict, counts. The vcpus and sections arrays point into the machine:
  * valid until machine_destroy or the next call. */
@@ -159,6 +162,27 @@ bool machine_register_msr(struct machine *m, const struct vcpu_msr_handler *h, s
 /* The vCPU itself (injection, registers) and its local time now. */
 struct vcpu *machine_vcpu(struct machine *m, unsigned i);
 uint64_t machine_vcpu_local_ps(const struct machine *m, unsigned i);
+
+/* ---------- the injection-window explorer (docs/explorer.md; window.c) ---------- */
+
+struct machine_window_hook {
+  unsigned vcpu;
+  char event[64]; /* any trace event name that after-event NMI plans can count */
+  uint32_t nth;   /* 1-based */
+  void *ctx;
+  /* The nth `event` on `vcpu`, at its local time t_ps with `retired` instructions retired,
+   * inside that vCPU's run (the explorer forks here). True: end the run now. */
+  bool (*at_anchor)(void *ctx, struct machine *m, uint64_t t_ps, uint64_t retired);
+  /* Optional: every NMI a plan injects, where it lands (rip, the vCPU's retired count). */
+  void (*nmi_landed)(void *ctx, struct machine *m, unsigned vcpu, uint64_t rip, uint64_t retired);
+};
+/* Installs (NULL: removes) the hook; it fires once. */
+void machine_set_window_hook(struct machine *m, const struct machine_window_hook *h);
+/* A run-time NMI plan: vCPU `vcpu` takes an NMI once it has retired `retired` instructions
+ * (exactly, as an at-instruction plan). False only when out of memory. */
+bool machine_nmi_add_at(struct machine *m, unsigned vcpu, uint64_t retired);
+/* The run ends at end_ps (if earlier than its end so far), judged as at limits/max-sim-time. */
+void machine_set_run_end(struct machine *m, uint64_t end_ps);
 
 /* ---------- for tests and debugging ---------- */
 

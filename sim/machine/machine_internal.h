@@ -7,7 +7,9 @@
  *   apf_glue.c  the host APF engine (sim/apf) wired to vCPUs, APICs, EPT and host reads
  *   fetches.c   host page reads in flight and their completion times
  *   nmi_plan.c  the configuration's NMI injection plans (race/nmi)
+ *   race_watch.c the NMI/CR2 race as the host sees it; waits no page-ready can end (hung_*)
  *   summary.c   the run summary
+ *   measure.c   the summary's measurement window (limits/measure-from)
  * Not for: anything outside sim/machine. */
 #ifndef APFSIM_MACHINE_INTERNAL_H
 #define APFSIM_MACHINE_INTERNAL_H
@@ -96,6 +98,14 @@ struct machine {
   struct machine_apf *apf; /* the host APF engine (apf_glue.c) */
   struct machine_fetches *reads; /* host page reads in flight (fetches.c) */
   struct machine_nmi *nmi;       /* NULL: no race/nmi plans (nmi_plan.c) */
+  struct machine_race *race;     /* the race's facts and the lost-wait judge (race_watch.c) */
+  struct machine_measure *measure; /* the summary's measurement window (measure.c) */
+  struct machine_window {       /* the explorer's hook and run end (window.c) */
+    struct machine_window_hook hook;
+    bool armed;
+    uint32_t seen;
+    uint64_t end_ps; /* 0: none */
+  } window;
   struct vcpu_msr_table *msrs;
   struct vcpu_platform plat;
   struct vcpu_text_range text[MACHINE_MAX_TEXT_RANGES];
@@ -132,7 +142,7 @@ struct machine {
   struct vcpu_summary *vsum;
   uint64_t *proc_rows, *vtime_rows, *hist_rows, host_row[12];
   size_t n_proc_rows, n_hist_rows;
-  struct report_section sections[8]; /* room for the optional ones (dax, ...) */
+  struct report_section sections[12]; /* room for the optional ones (dax, window, ...) */
 };
 
 /* run.c */
@@ -185,6 +195,19 @@ uint64_t machine_dax_wake_ps(const struct machine *m, uint64_t gfn);
 /* EPT_FAULT_DAX: map a cached page (true: run on) or start a read and block the vCPU. */
 bool machine_dax_fault(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
                        uint64_t now_ps);
+/* Starts the page-cache read of the miss machine_dax_fault just met (f: EPT_FAULT_DAX)
+ * for vCPU c's fault: c waits for it (vcpu_blocks: the synchronous fault, c BLOCKED), or
+ * nobody does (an async fault; the read ends with machine_apf_fetch_done). False:
+ * machine_fail was called. */
+bool machine_dax_start_read(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
+                            uint64_t now_ps, bool vcpu_blocks);
+/* The async get-page of unresolvable window page f (an async fault asked for it): it
+ * fails at now_ps, a timed event like a read's completion (machine_apf_fetch_done). */
+bool machine_dax_fail_read(struct machine *m, const struct ept_fault *f, uint64_t now_ps);
+/* Why window page f cannot be brought in, for a verdict: "the host truncated the file at
+ * 2.000 ms from 262144 to 65536 bytes, so the page is gone from its page cache". */
+void machine_dax_why_lost(const struct machine *m, const struct ept_fault *f, uint64_t now_ps, char *why,
+                          size_t len);
 /* A synchronous fault on an unresolvable window page: outcome efault_exit. */
 void machine_dax_efault(struct machine *m, struct mvcpu *c, const struct vcpu_exit *ex, const struct ept_fault *f,
                         uint64_t now_ps);
@@ -238,10 +261,26 @@ bool machine_apf_halt_ends(struct machine *m, struct mvcpu *c);
 void machine_apf_observe(struct machine *m, struct mvcpu *c, uint64_t t_ps);
 /* The summary's apf counts and its per-vCPU section. */
 void machine_apf_summary(struct machine *m, struct run_summary *s);
+/* The engine, for the race lab's questions about tokens (race_watch.c). */
+struct apf_engine *machine_apf_engine(const struct machine *m);
+/* Not-present events and page-ready notifications delivered so far (0 without APF). */
+void machine_apf_totals(const struct machine *m, uint64_t *not_present, uint64_t *page_ready);
+
+/* measure.c: the measurement window (limits/measure-from) */
+bool machine_measure_setup(struct machine *m, struct diag *err);
+void machine_measure_destroy(struct machine *m);
+uint64_t machine_measure_next_ps(const struct machine *m); /* MACHINE_NEVER once taken */
+void machine_measure_due(struct machine *m, uint64_t now_ps);
+/* The summary's "window" section (false if the run ended before the window began). */
+bool machine_measure_section(struct machine *m, struct report_section *out);
 
 /* nmi_plan.c */
 bool machine_nmi_setup(struct machine *m, struct diag *err); /* a plan the machine cannot carry out: false */
 void machine_nmi_destroy(struct machine *m);
+/* Once the vCPUs exist: watches the addresses of the at-symbol plans (vcpu_watch). */
+bool machine_nmi_arm(struct machine *m, struct diag *err);
+/* The vCPU stopped at a watched address (VCPU_EXIT_WATCH): its plan's NMI, at that boundary. */
+void machine_nmi_watch_hit(struct machine *m, struct mvcpu *c, int watch, uint64_t t_ps);
 /* Queues the NMIs of c's plans due at its retired count or by local time t_ps. */
 void machine_nmi_due(struct machine *m, struct mvcpu *c, uint64_t t_ps);
 /* Instructions c may retire before its next planned count (UINT64_MAX: none). */
@@ -253,6 +292,39 @@ bool machine_nmi_due_now(const struct machine *m, const struct mvcpu *c);
 /* A trace event named `name` on vCPU `cpu` (after-event plans count them). */
 void machine_nmi_event(struct machine *m, int cpu, const char *name);
 uint64_t machine_nmi_injected(const struct machine *m);
+
+/* window.c */
+/* A trace event named `name` on vCPU `cpu` (machine_nmi_event passes every one on). */
+void machine_window_event(struct machine *m, int cpu, const char *name);
+/* A plan's NMI was queued on vCPU `vcpu` at rip with `retired` instructions retired. */
+void machine_window_nmi(struct machine *m, unsigned vcpu, uint64_t rip, uint64_t retired);
+/* machine_set_run_end's time, or NEVER. */
+uint64_t machine_window_end_ps(const struct machine *m);
+/* At or past that end (and not ended yet): ends the run there; true. */
+bool machine_window_end_due(struct machine *m, uint64_t now_ps);
+
+/* race_watch.c (docs/race-lab.md) */
+bool machine_race_setup(struct machine *m, struct diag *err); /* after the boot layout */
+void machine_race_destroy(struct machine *m);
+/* The host delivered a "page not present" (token, the faulting gva; by #VE or #PF) to c,
+ * which is still at the faulting instruction: traces apf_user_not_present or
+ * apf_kernel_not_present (which after-event NMI plans count) and remembers it. */
+void machine_race_not_present(struct machine *m, struct mvcpu *c, uint32_t token, uint64_t gva, bool by_ve,
+                              uint64_t now_ps);
+/* An NMI plan queued an NMI on c at rip (nmi_plan.c). */
+void machine_race_nmi(struct machine *m, struct mvcpu *c, uint64_t rip, uint64_t t_ps);
+/* After each guest run of c: was the open not-present's CR2 clobbered? */
+void machine_race_look(struct machine *m, struct mvcpu *c, uint64_t t_ps);
+/* After each slice: judges the guest's APF waits (may end the run hung_task / hung_vcpu). */
+void machine_race_watch(struct machine *m, uint64_t t_ps);
+/* At the time limit, before it decides: true if a lost wait ended the run. */
+bool machine_race_judge_end(struct machine *m, uint64_t end_ps);
+/* A panic of c that a reproduced race explains: the race's sentence to put first. */
+bool machine_race_panic_prefix(struct machine *m, struct mvcpu *c, const struct apfsim_panic_record *r, char *buf,
+                               size_t len);
+void machine_race_summary(const struct machine *m, struct run_summary *s);
+/* For a verdict of a run the race did not harm: "; on vCPU 0 an NMI was injected ..." or "". */
+void machine_race_note(const struct machine *m, char *buf, size_t len);
 
 /* summary.c */
 bool machine_read_proc(const struct machine *m, unsigned k, struct apfsim_proc_stats *ps);

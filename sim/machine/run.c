@@ -68,7 +68,14 @@ uint64_t machine_horizon_ps(const struct machine *m, unsigned i, uint64_t now_ps
   return min_u64(h, m->limit_ps);
 }
 
+static uint64_t vcpu_wake_ps(const struct machine *m, unsigned i);
+
 uint64_t machine_vcpu_wake_ps(const struct machine *m, unsigned i) {
+  const uint64_t w = vcpu_wake_ps(m, i), end = machine_window_end_ps(m);
+  return m->ended || w < end ? w : end; /* the explorer's run end (window.c) wakes every vCPU */
+}
+
+static uint64_t vcpu_wake_ps(const struct machine *m, unsigned i) {
   const struct mvcpu *c = &m->cpu[i];
   if (m->ended) return MACHINE_NEVER;
   switch (c->state) {
@@ -323,6 +330,10 @@ static void handle_exit(struct machine *m, struct mvcpu *c, const struct vcpu_ex
     case VCPU_EXIT_REQUEST:
       *keep_running = true;
       return;
+    case VCPU_EXIT_WATCH: /* an at-symbol NMI plan's address: its NMI lands before that instruction */
+      machine_nmi_watch_hit(m, c, ex->watch, at_ps);
+      *keep_running = true;
+      return;
     case VCPU_EXIT_HLT:
       return; /* the caller decides between "still asleep" and "just halted" */
     case VCPU_EXIT_EPT_VIOLATION:
@@ -416,6 +427,7 @@ bool machine_vcpu_run(struct machine *m, unsigned i, uint64_t now_ps, uint64_t h
     c->run_ps += after - before;
     bool keep;
     handle_exit(m, c, &ex, after, &keep);
+    machine_race_look(m, c, after);
     if (ex.reason == VCPU_EXIT_HLT) {
       c->state = MV_HALTED;
       c->since_ps = after;
@@ -432,6 +444,7 @@ bool machine_vcpu_run(struct machine *m, unsigned i, uint64_t now_ps, uint64_t h
   const uint64_t local = mv_local_ps(m, c);
   step->consumed_ps = local > now_ps ? local - now_ps : 0;
   machine_apf_observe(m, c, local > now_ps ? local : now_ps);
+  machine_race_watch(m, local > now_ps ? local : now_ps);
   if (m->ended)
     step->next = MACHINE_VCPU_STOPPED;
   else if (c->state == MV_HALTED || c->state == MV_APF_HALTED)

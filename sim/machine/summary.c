@@ -10,7 +10,8 @@
 __extension__ typedef unsigned __int128 u128;
 
 static const char *const proc_keys[] = {"pid", "kind", "ops", "ops_target", "exited", "demand_faults",
-                                        "cpu_ns", "switches_in", "syscalls", "last_vcpu"};
+                                        "cpu_ns", "switches_in", "syscalls", "last_vcpu", "efaults",
+                                        "term_signal"};
 #define N_PROC_KEYS (sizeof proc_keys / sizeof *proc_keys)
 
 static const char *const vtime_keys[] = {"vcpu", "run_ns", "halted_ns", "blocked_ns", "guest_idle_ns", "ticks",
@@ -50,7 +51,8 @@ static void fill_processes(struct machine *m, uint64_t *ops_total) {
     uint64_t *r = m->proc_rows + m->n_proc_rows++ * N_PROC_KEYS;
     const uint64_t row[N_PROC_KEYS] = {ps.pid,        ps.kind,         ps.ops_done,   ps.ops_target,
                                        ps.state == APFSIM_PROC_EXITED, ps.demand_faults, tsc_to_ns(m, ps.run_tsc),
-                                       ps.switches_in, ps.syscalls,    ps.last_vcpu};
+                                       ps.switches_in, ps.syscalls,    ps.last_vcpu,
+                                       ps.efaults,     ps.term_signal};
     memcpy(r, row, sizeof row);
     *ops_total += ps.ops_done;
   }
@@ -152,8 +154,10 @@ void machine_summary(struct machine *m, struct run_summary *s) {
         (struct report_section){"sync_fault_latency", hist_keys, N_HIST_KEYS, m->hist_rows, m->n_hist_rows, true};
   m->sections[n++] = (struct report_section){"host", host_keys, N_HOST_KEYS, m->host_row, 1, false};
   if (machine_dax_section(m, &m->sections[n])) n++;
+  if (machine_measure_section(m, &m->sections[n])) n++;
   s->sections = m->sections;
   s->n_sections = n;
   machine_apf_summary(m, s); /* the apf counts and the apf_vcpu section */
   s->race.nmi_injected = machine_nmi_injected(m);
+  machine_race_summary(m, s);
 }

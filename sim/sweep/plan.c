@@ -57,7 +57,7 @@ static char *join_override(const char *path, const char *value) {
 
 bool sweep_plan_overrides(const struct sweep_plan *p, uint64_t combo, char ***out, size_t *n) {
   const struct sweep_spec *s = p->spec;
-  size_t total = s->n_sets + 1;
+  size_t total = s->n_sets + 2;
   for (size_t d = 0; d < s->n_dims; d++) total += s->dims[d].n_params;
   char **v = calloc(total, sizeof *v);
   size_t k = 0;
@@ -69,6 +69,7 @@ bool sweep_plan_overrides(const struct sweep_plan *p, uint64_t combo, char ***ou
       ok = (v[k++] = join_override(s->dims[d].params[i].path, sweep_plan_value(p, combo, d, i))) !=
            NULL;
   if (ok && p->window_override[0]) ok = (v[k++] = strdup(p->window_override)) != NULL;
+  if (ok && p->measure_override[0]) ok = (v[k++] = strdup(p->measure_override)) != NULL;
   if (!ok) {
     if (v) sweep_strings_free(v, k);
     return false;
@@ -251,6 +252,11 @@ bool sweep_plan_from_spec(struct sweep_spec *spec, struct sweep_plan **out, stru
       char d[64];
       quantity_format(&q, d, sizeof d);
       snprintf(p->window_override, sizeof p->window_override, "limits/max-sim-time=%s", d);
+      if (spec->warm_up_ns) {
+        q.milli = spec->warm_up_ns * 1000;
+        quantity_format(&q, d, sizeof d);
+        snprintf(p->measure_override, sizeof p->measure_override, "limits/measure-from=%s", d);
+      }
     }
     xml = config_to_xml(base);
     ok = xml ? build_columns(p, err) && compute_fingerprint(p, xml, err)
@@ -301,7 +307,7 @@ static void blame(const struct sweep_plan *p, const char *msg, long *line, const
       *field = set_field;
       return;
     }
-  if (s->has_window && !strncmp(at, "limits/max-sim-time", len)) {
+  if (s->has_window && (!strncmp(at, "limits/max-sim-time", len) || !strncmp(at, "limits/measure-from", len))) {
     *line = s->window_line;
     *field = "window";
   }

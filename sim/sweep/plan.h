@@ -34,6 +34,7 @@ struct sweep_plan {
   size_t n_param_columns; /* columns 1..n_param_columns are the parameters */
   size_t first_metric;    /* index of "outcome"; the metrics follow it */
   char window_override[96]; /* "limits/max-sim-time=..." or "" */
+  char measure_override[96]; /* "limits/measure-from=<warm-up>", or "" (no warm-up) */
 };
 
 /* A point of the grid. */

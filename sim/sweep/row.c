@@ -9,7 +9,8 @@
 #include <jansson.h>
 
 /* What a researcher comparing runs wants without asking (docs/sweeps.md):
- * simulated time and work, throughput, every APF and race counter, vCPU
+ * simulated time and work, throughput (over the whole run, and over the
+ * measurement window: after the sweep's warm-up), every APF and race counter, vCPU
  * halted and blocked time (all vCPUs), the worst vCPU's synchronous-fault
  * latency percentiles, the swap device's request latencies and percentiles,
  * and host time last (the one column that differs between identical runs).
@@ -19,6 +20,8 @@ static const char *const default_metrics[] = {
     "guest_instructions",
     "workload/ops",
     "workload/ops_per_sec",
+    "window/ops",
+    "window/ops_per_sec",
     "apf/not_present",
     "apf/page_ready",
     "apf/sync_faults",

@@ -662,9 +662,8 @@ static bool check_unique_paths(struct ctx *c, struct sweep_spec *s) {
           if (!strcmp(s->dims[e].params[j].path, p->path))
             return fail_at(c, p->line, p->field, "'%s' is also varied by %s on line %ld",
                            p->path, s->dims[e].params[j].field, s->dims[e].params[j].line);
-      if (s->has_window && !strcmp(p->path, "limits/max-sim-time"))
-        return fail_at(c, p->line, p->field,
-                       "limits/max-sim-time is set by <window> (warm-up + measure)");
+      if (s->has_window && (!strcmp(p->path, "limits/max-sim-time") || !strcmp(p->path, "limits/measure-from")))
+        return fail_at(c, p->line, p->field, "%s is set by <window> (warm-up + measure)", p->path);
     }
   }
   for (size_t k = 0; k < s->n_sets; k++) {
@@ -674,9 +673,9 @@ static bool check_unique_paths(struct ctx *c, struct sweep_spec *s) {
       if (!strcmp(s->sets[k].path, s->sets[j].path))
         return fail_at(c, s->sets[k].line, field, "'%s' is also set on line %ld",
                        s->sets[k].path, s->sets[j].line);
-    if (s->has_window && !strcmp(s->sets[k].path, "limits/max-sim-time"))
-      return fail_at(c, s->sets[k].line, field,
-                     "limits/max-sim-time is set by <window> (warm-up + measure)");
+    if (s->has_window &&
+        (!strcmp(s->sets[k].path, "limits/max-sim-time") || !strcmp(s->sets[k].path, "limits/measure-from")))
+      return fail_at(c, s->sets[k].line, field, "%s is set by <window> (warm-up + measure)", s->sets[k].path);
   }
   return true;
 }

@@ -84,6 +84,11 @@ bool trace_flush_until(struct trace_writer *w, uint64_t bound_ns, struct diag *d
  * successful trace_close the digest it returned covers the whole file. */
 void trace_sha256_hex(const struct trace_writer *w, char out[TRACE_SHA256_HEX_LEN + 1]);
 
+/* Host memory (allocated bytes) of the buffer holding events not yet written: what
+ * limits/max-host-memory charges to the trace. It grows when events arrive faster
+ * than the bound advances and never shrinks. Deterministic for a deterministic run. */
+uint64_t trace_buffer_bytes(const struct trace_writer *w);
+
 /* Events written so far / events rejected (late or invalid). */
 uint64_t trace_events_written(const struct trace_writer *w);
 uint64_t trace_violations(const struct trace_writer *w);

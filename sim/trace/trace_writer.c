@@ -347,6 +347,10 @@ void trace_sha256_hex(const struct trace_writer *w, char out[TRACE_SHA256_HEX_LE
   EVP_MD_CTX_free(copy);
 }
 
+uint64_t trace_buffer_bytes(const struct trace_writer *w) {
+  return w ? (uint64_t)w->arena_cap + (uint64_t)w->cap_ev * sizeof *w->ev : 0;
+}
+
 uint64_t trace_events_written(const struct trace_writer *w) { return w->written; }
 uint64_t trace_violations(const struct trace_writer *w) { return w->violations; }
 

@@ -311,10 +311,13 @@ static void queue_full_64(void **state) {
  * the guest's ACK (after it zeroed the slot) lets it through. */
 static void slot_busy(void **state) {
   (void)state;
+  /* Reads of 2 ms plus up to 10 us: the faults come a few us apart, so jitter of that size
+   * makes some completions land before the guest ACKed the previous page-ready, however
+   * long its fault-to-switch path takes (a fixed latency keeps their spacing exactly). */
   const char *sets[] = {"apf/max-outstanding=64", "workload/process[1]/count=8", "workload/process[2]/count=8",
-                        "swap-device/@preset=custom",
-                        "swap-device/latency/value=2ms", "swap-device/channels=64"};
-  struct sim_config *cfg = queue_config(sets, 6);
+                        "swap-device/@preset=custom", "swap-device/latency/@dist=uniform",
+                        "swap-device/latency/min=2ms", "swap-device/latency/max=2010us", "swap-device/channels=64"};
+  struct sim_config *cfg = queue_config(sets, 8);
   swap_out_user_memory(cfg, 10000000);
   struct run r;
   run(&r, cfg, "slot_busy");

@@ -252,6 +252,30 @@ static void rdrand_and_rdseed_come_from_the_seeded_stream(void **state) {
   h_free(&h);
 }
 
+/* T_IO: out 0xe9, in 0x60, out 0x3f8. The uncosted port's write reaches its callback
+ * but charges no exit, entry or I/O cycles; the other two accesses do. */
+static void uncosted_out_port_charges_nothing(void **state) {
+  (void)state;
+  for (int uncosted = 0; uncosted <= 1; uncosted++) {
+    struct harness h;
+    h_init(&h);
+    h.cfg.costs = (struct vcpu_costs){.cpi_milli = 1000, .vm_exit_cycles = 100, .vm_entry_cycles = 50,
+                                      .io_access_cycles = 7};
+    h.cfg.uncosted_out_port = uncosted ? 0xe9 : 0;
+    h_boot(&h, T_IO, false);
+    h_set_reg(&h, R_RAX, 'A');
+    struct vcpu_exit e = h_run(&h, 10);
+    assert_int_equal(e.reason, VCPU_EXIT_HLT);
+    assert_int_equal(h.n_out, 2);
+    assert_int_equal(h.out_port[0], 0xe9);
+    const uint64_t accesses = uncosted ? 2 : 3;
+    assert_int_equal(h.charged[VCPU_COST_IO], accesses * 7);
+    /* the HLT at the end exits too */
+    assert_int_equal(h.charged[VCPU_COST_EXIT_ENTRY], (accesses + 1) * 150);
+    h_free(&h);
+  }
+}
+
 static void port_io_reaches_the_callbacks(void **state) {
   (void)state;
   struct harness h;
@@ -385,6 +409,7 @@ int main(void) {
       cmocka_unit_test(rdtsc_and_rdtscp_come_from_the_callback),
       cmocka_unit_test(rdrand_and_rdseed_come_from_the_seeded_stream),
       cmocka_unit_test(port_io_reaches_the_callbacks),
+      cmocka_unit_test(uncosted_out_port_charges_nothing),
       cmocka_unit_test(scan_refuses_what_cannot_be_emulated),
       cmocka_unit_test(unscanned_code_is_intercepted_when_it_runs),
       cmocka_unit_test(cycles_follow_the_cost_model),

@@ -3,7 +3,9 @@
  * host truncated ends the run with efault_exit and a verdict naming gpa, rip (with its
  * symbol) and file offset; pages below the new end of file stay readable; a page-cache
  * miss blocks the vCPU for exactly the configured latency; a read in flight of a page
- * the truncate removed fails; runs are deterministic. */
+ * the truncate removed fails; runs are deterministic. Under APF (2020, mainline error
+ * reporting) the truncated page's fault/page-ready loop ends as a livelock exactly at
+ * apf/livelock-faults (docs/truncation.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -290,6 +292,65 @@ static void a_read_in_flight_of_a_truncated_page_fails(void **state) {
   hx_free(&h);
 }
 
+/* ---- under APF (docs/truncation.md): the loop and its detector ---- */
+
+struct loop_seen {
+  unsigned failed, livelocks, other_gfn;
+  uint64_t livelock_faults;
+};
+
+static void see_loop(const struct trace_record *r, void *ctx) {
+  struct loop_seen *l = ctx;
+  if (!strcmp(r->name, "apf_fetch_failed")) {
+    l->failed++;
+    if (field(r, "gfn ") != (WINDOW_GPA >> 12) + 0x10) l->other_gfn++;
+  }
+  if (!strcmp(r->name, "apf_livelock")) {
+    l->livelocks++;
+    assert_int_equal(field(r, "gfn "), (WINDOW_GPA >> 12) + 0x10);
+    l->livelock_faults = field(r, "faults ");
+  }
+}
+
+/* The 2020 protocol, mainline error reporting: page-cache misses are async faults (no
+ * vCPU blocks), and after the truncate the reader's fault on the first page past the new
+ * end (gfn 0x10 of the window) fails and is
+ * retried, on that one gfn, until apf/livelock-faults ends the run: the
+ * N-th fault is the livelock, after N-1 failed get-pages. */
+static void async_truncation_loop_is_a_livelock_at_the_threshold(void **state) {
+  (void)state;
+  static const unsigned limits[] = {1, 7};
+  for (size_t k = 0; k < sizeof limits / sizeof *limits; k++) {
+    char trace_path[64], limit[48], want[96];
+    temp_path(trace_path, sizeof trace_path);
+    snprintf(limit, sizeof limit, "apf/livelock-faults=%u", limits[k]);
+    const char *set[] = {"apf/protocol=2020", limit};
+    struct harness h;
+    struct run_summary s;
+    run(&h, &s, set, 2, trace_path);
+    assert_int_equal(s.outcome, OUTCOME_LIVELOCK);
+    snprintf(want, sizeof want, "took %u async page fault%s in a row on gpa 0x100010000 (gfn 0x100010;", limits[k],
+             limits[k] == 1 ? "" : "s");
+    assert_non_null(strstr(s.verdict, want));
+    assert_non_null(strstr(s.verdict, "file offset 0x10000)"));
+    assert_non_null(strstr(s.verdict, " = user_main+0x"));
+    assert_non_null(strstr(s.verdict, "in task pid 1 (dax-read)"));
+    assert_non_null(strstr(s.verdict, "truncated the file at 2.000 ms"));
+    assert_int_equal(hx_section_value(&s, "dax", 0, "page_cache_reads"), 64);
+    assert_int_equal(hx_section_value(&s, "dax", 0, "efault_exits"), 0);
+    for (unsigned i = 0; i < s.n_vcpus; i++) assert_int_equal(s.vcpus[i].sync_faults, 0);
+    assert_true(s.apf.not_present >= 64 + limits[k]);
+    struct loop_seen l = {0};
+    each_event(trace_path, see_loop, &l);
+    unlink(trace_path);
+    assert_int_equal(l.failed, limits[k] - 1);
+    assert_int_equal(l.other_gfn, 0);
+    assert_int_equal(l.livelocks, 1);
+    assert_int_equal(l.livelock_faults, limits[k]);
+    hx_free(&h);
+  }
+}
+
 /* ---- determinism ---- */
 
 static void two_runs_give_the_same_trace(void **state) {
@@ -313,6 +374,7 @@ int main(void) {
       cmocka_unit_test(page_cache_misses_block_for_the_configured_latency),
       cmocka_unit_test(a_read_in_flight_of_a_truncated_page_fails),
       cmocka_unit_test(two_runs_give_the_same_trace),
+      cmocka_unit_test(async_truncation_loop_is_a_livelock_at_the_threshold),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,12 +50,13 @@ static void points_enumerate_in_a_fixed_order(void **state) {
   char **ov;
   size_t n;
   assert_true(sweep_plan_overrides(p, 3, &ov, &n));
-  assert_int_equal(n, 5);
+  assert_int_equal(n, 6);
   assert_string_equal(ov[0], "smoke/timer-period=10us");
   assert_string_equal(ov[1], "swap-device/channels=2");
   assert_string_equal(ov[2], "smoke/request-interval=5us");
   assert_string_equal(ov[3], "smoke/device-requests=40");
   assert_string_equal(ov[4], "limits/max-sim-time=3ms");
+  assert_string_equal(ov[5], "limits/measure-from=1ms"); /* the warm-up */
   sweep_strings_free(ov, n);
   assert_true(sweep_plan_check_points(p, NULL));
   sweep_plan_free(p);

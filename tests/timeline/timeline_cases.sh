@@ -104,16 +104,23 @@ PY
     cmp a.json out || fail "-o - differs from the file"
     ;;
   race)
-    # The race scenario, once it exists (DESIGN.md §1): its export must load.
-    shopt -s nullglob
-    configs=("$src"/configs/race*.xml)
-    [ ${#configs[@]} -gt 0 ] || { echo "SKIP [$case]: no configs/race*.xml yet"; exit 77; }
-    for c in "${configs[@]}"; do
-      name=$(basename "$c" .xml)
-      "$apfsim" run "$c" --trace "$name.trace" --quiet > /dev/null 2>&1
+    # The race scenario (DESIGN.md §1) and its fixed twin: the exports load, with APF
+    # token flows and the injected NMI on the timeline.
+    for name in nmi-cr2-race nmi-cr2-fixed; do
+      [ -f "$src/configs/$name.xml" ] || fail "configs/$name.xml is missing"
+      "$apfsim" run "$src/configs/$name.xml" --trace "$name.trace" --quiet --console none > /dev/null 2>&1
       [ -s "$name.trace" ] || fail "$name: no trace"
       expect_status 0 "$apfsim" export --perfetto "$name.trace" -o "$name.json"
       validate "$name.json"
+      python3 - "$name.json" summary <<'PY' || fail "$name: timeline content"
+import json, sys
+ev = json.load(open(sys.argv[1]))["traceEvents"]
+summary = json.load(open(sys.argv[2]))
+assert summary["flows"] >= 1, summary            # not-present -> page-ready arrows
+assert summary["vcpu_tracks"] >= 1, summary
+assert summary["task_tracks"] >= 1, summary      # the guest reports its switches (port 0xEF)
+assert sum(1 for e in ev if e.get("name") == "nmi_inject") == 1, "one injected NMI"
+PY
     done
     ;;
   *) fail "unknown case" ;;

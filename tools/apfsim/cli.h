@@ -21,6 +21,6 @@ int cmd_diff(int argc, char **argv);
 int cmd_sweep(int argc, char **argv); /* cmd_sweep.c, cmd_merge.c, cmd_plot.c */
 int cmd_merge(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
-int cmd_not_built(const char *name, const char *what, const char *issue, int argc, char **argv);
+int cmd_explore(int argc, char **argv); /* cmd_explore.c: the injection-window explorer */
 
 #endif

@@ -30,7 +30,8 @@ static const char usage[] =
     "options:\n"
     "  -o, --output FIG   write FIG.png and FIG.svg\n"
     "  --x COLUMN         the x axis (default: the first parameter)\n"
-    "  --y COLUMN         the metric (default: workload/ops_per_sec)\n"
+    "  --y COLUMN         the metric (default: window/ops_per_sec when the rows have\n"
+    "                     it, else workload/ops_per_sec)\n"
     "  --series COLUMN    one line per value of COLUMN (repeatable; default: every\n"
     "                     other parameter; --series none: a single line)\n"
     "  --logx / --linx    x axis scale (default: log when x is numeric and spans\n"
@@ -179,6 +180,15 @@ static long find_column(const struct sweep_table *t, const char *name, const cha
   return c;
 }
 
+/* Throughput in the measurement window when the rows have it (guest runs: the
+ * sweep's warm-up left out), else over the whole run (the smoke platform). */
+static const char *default_metric(const struct sweep_table *t) {
+  long c = sweep_table_column(t, "window/ops_per_sec");
+  for (size_t i = 0; c >= 0 && i < t->n_rows; i++)
+    if (t->cells[i * t->n_cols + (size_t)c][0]) return "window/ops_per_sec";
+  return "workload/ops_per_sec";
+}
+
 int cmd_plot(int argc, char **argv) {
   enum { OPT_X = 256, OPT_Y, OPT_SERIES, OPT_LOGX, OPT_LINX, OPT_LOGY, OPT_TITLE };
   static const struct option opts[] = {
@@ -188,7 +198,7 @@ int cmd_plot(int argc, char **argv) {
       {"logy", no_argument, NULL, OPT_LOGY},
       {"title", required_argument, NULL, OPT_TITLE}, {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  const char *output = NULL, *xname = NULL, *yname = "workload/ops_per_sec", *title = NULL;
+  const char *output = NULL, *xname = NULL, *yname = NULL, *title = NULL;
   const char *series_names[MAX_SERIES_COLS];
   size_t n_series_names = 0;
   bool series_given = false;
@@ -246,6 +256,7 @@ int cmd_plot(int argc, char **argv) {
     goto out;
   }
   long xc = find_column(&t, xname ? xname : t.header[1], "--x", (size_t)seed_col);
+  if (!yname) yname = default_metric(&t);
   long yc = find_column(&t, yname, "--y", (size_t)seed_col);
   if (xc < 0 || yc < 0) goto out;
   size_t series_cols[MAX_SERIES_COLS], n_series = 0;

@@ -49,7 +49,7 @@ static const char usage[] =
     "\n"
     "exit status: 0 every point has its row (whatever its outcome, crashed runs\n"
     "included), 2 bad input (the sweep, a point's config, the CSV to resume),\n"
-    "4 the points need a part not built yet, 5 internal error. Interrupted by a\n"
+    "4 the points need a missing tool, 5 internal error. Interrupted by a\n"
     "signal, it stops its runs, keeps the rows written and dies of that signal.\n";
 
 struct progress {

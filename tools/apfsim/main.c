@@ -20,7 +20,7 @@ static const char usage[] =
     "  sweep SWEEP       run a parameter sweep into a CSV, in parallel\n"
     "  merge CSV...      join the CSVs of a sweep's shards\n"
     "  plot CSV          plot sweep results (PNG and SVG, gnuplot)\n"
-    "  explore CONFIG    run once per injection point in a window    (not built yet)\n"
+    "  explore CONFIG    run once per NMI injection point in a window (race windows)\n"
     "  export TRACE      export a trace as a Perfetto timeline (JSON)\n"
     "  import-ftrace F   KVM ftrace text -> latency histogram or replay schedule\n"
     "\n"
@@ -60,8 +60,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "sweep")) return cmd_sweep(sub_argc, sub_argv);
   if (!strcmp(cmd, "merge")) return cmd_merge(sub_argc, sub_argv);
   if (!strcmp(cmd, "plot")) return cmd_plot(sub_argc, sub_argv);
-  if (!strcmp(cmd, "explore"))
-    return cmd_not_built("explore", "the injection-window explorer", "issue 7", sub_argc, sub_argv);
+  if (!strcmp(cmd, "explore")) return cmd_explore(sub_argc, sub_argv);
   if (!strcmp(cmd, "export")) return cmd_export(sub_argc, sub_argv);
   if (!strcmp(cmd, "import-ftrace")) return cmd_import_ftrace(sub_argc, sub_argv);
   fprintf(stderr, "apfsim: unknown command '%s'\n\n%s", cmd, usage);
