@@ -104,7 +104,8 @@ void GuestPlatform::host_thread() {
       wait(ps(t - now), host_wake_);
     }
     host_waits_until_ps_ = now_ps();  // running: no wake needed until it waits again
-    machine_deliver_due(m_, now_ps());
+    // Only at a timed event's time: a wake for an earlier one may find nothing due yet.
+    if (machine_next_timed_event_ps(m_) <= now_ps()) machine_deliver_due(m_, now_ps());
   }
 }
 

@@ -60,9 +60,7 @@ uint64_t machine_next_timed_event_ps(const struct machine *m) {
   /* the explorer's run end (window.c) is one: the host thread ends the run there even
    * when every vCPU waits for ever */
   const uint64_t end = machine_window_end_ps(m), dax = machine_dax_next_event_ps(m);
-  uint64_t first = end < dax ? end : dax;
-  const uint64_t measure = machine_measure_next_ps(m); /* the measurement window's start */
-  if (measure < first) first = measure;
+  const uint64_t first = end < dax ? end : dax;
   if (!m->reclaim) return first;
   uint64_t t = reclaim_script_next_ns(m->reclaim);
   t = t > MACHINE_NEVER / PS_PER_NS ? MACHINE_NEVER : t * PS_PER_NS;
@@ -71,7 +69,6 @@ uint64_t machine_next_timed_event_ps(const struct machine *m) {
 
 void machine_deliver_due(struct machine *m, uint64_t now_ps) {
   if (m->ended || machine_window_end_due(m, now_ps)) return;
-  machine_measure_due(m, now_ps);
   machine_fetches_due(m, now_ps); /* swap-in completions whose time the device told */
   machine_dax_deliver_due(m, now_ps); /* page-cache read completions, the host truncate */
   if (!m->reclaim || m->ended) return;

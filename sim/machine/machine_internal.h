@@ -269,7 +269,8 @@ void machine_apf_totals(const struct machine *m, uint64_t *not_present, uint64_t
 /* measure.c: the measurement window (limits/measure-from) */
 bool machine_measure_setup(struct machine *m, struct diag *err);
 void machine_measure_destroy(struct machine *m);
-uint64_t machine_measure_next_ps(const struct machine *m); /* MACHINE_NEVER once taken */
+/* Takes the window's start counts at the first vCPU slice starting at or after
+ * limits/measure-from (machine_vcpu_run). */
 void machine_measure_due(struct machine *m, uint64_t now_ps);
 /* The summary's "window" section (false if the run ended before the window began). */
 bool machine_measure_section(struct machine *m, struct report_section *out);

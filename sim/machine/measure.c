@@ -3,10 +3,14 @@
  * [measure-from, end of the run) so the warm-up before it (boot, the first faults of a
  * cold working set) does not dilute a rate.
  *
- * The window's start is a machine-wide timed event, so every running vCPU stops its slice
- * there and the counters are read at one simulated instant (to within the instruction
- * each vCPU is at). The counters are differences of the run's own cumulative counters:
- * nothing is counted twice, and a window from 0 equals the whole run.
+ * The window's start adds no event to the simulation: any wake-up of its own would
+ * reorder the SystemC processes that wake at one instant (its timed-event queue breaks
+ * ties by its heap's shape), and with it how vCPUs interleave, so a run with a window
+ * would not be the run without. The start counts are taken at the first vCPU slice that
+ * starts at or after limits/measure-from — within one slice (machine/quantum-instructions)
+ * of it; other vCPUs may be up to a slice further — and from_ns says when. The counters
+ * are differences of the run's own cumulative counters: nothing is counted twice, and a
+ * window from 0 equals the whole run.
  *
  * Not for: the run's cumulative summary (summary.c), ending the run (guest_io.c). */
 #include <stdlib.h>
@@ -68,14 +72,11 @@ void machine_measure_destroy(struct machine *m) {
   m->measure = NULL;
 }
 
-uint64_t machine_measure_next_ps(const struct machine *m) {
-  return m->measure && !m->measure->taken ? m->measure->from_ps : MACHINE_NEVER;
-}
-
 void machine_measure_due(struct machine *m, uint64_t now_ps) {
   struct machine_measure *w = m->measure;
   if (!w || w->taken || now_ps < w->from_ps) return;
   w->taken = true;
+  w->from_ps = now_ps; /* the instant the counts are read */
   count(m, now_ps, &w->start);
   trace_event(m->trace, now_ps / PS_PER_NS, TRACE_CPU_HOST, "measure_start", "ops %llu instructions %llu",
               (unsigned long long)w->start.ops, (unsigned long long)w->start.instructions);

@@ -12,8 +12,8 @@
  * the host's APF engine. A wait is *lost* when the host holds no work for its token and
  * no page-ready is in the guest's hands; lost at two looks in a row and for
  * race/stuck-timeout, it ends the run (hung_task / hung_vcpu). At the time limit a wait
- * lost at two looks, or on a token the host never issued, ends it whatever its length —
- * so a run stopped at any horizon is judged, not called a timeout.
+ * on a token the host never issued ends it whatever its length — so a run stopped at any
+ * horizon is judged, not called a timeout (lost_long_enough).
  *
  * Not for: injecting NMIs (nmi_plan.c), the APF rules (sim/apf), the guest's own panic and
  * hung-task reports (guest_io.c; this file gives panics the race's sentence and ok verdicts a note). */
@@ -315,12 +315,24 @@ static void end_hung(struct machine *m, enum run_outcome o, unsigned vcpu, const
   }
   race_tail(m, rv, vcpu, tail, sizeof tail);
   format_ms(t_ps, t, sizeof t);
-  format_ms(t_ps - w->since_ps, since, sizeof since);
+  format_ms(t_ps > w->since_ps ? t_ps - w->since_ps : 0, since, sizeof since);
   format_ms(m->cfg->race.stuck_timeout_ns * PS_PER_NS, lim, sizeof lim);
   const char *why = issued ? "whose page-ready was already delivered" : "which the host never issued";
   machine_end(m, t_ps, o, "%s%s on APF token %#x, %s (no work holds it, no page-ready is in flight): lost for %s "
               "(race/stuck-timeout %s%s) at %s%s",
               race, who, w->token, why, since, lim, at_limit ? ", judged at the time limit" : "", t, tail);
+}
+
+/* A lost wait ends the run once it has been lost at two looks and for stuck_ps (looks come
+ * from every vCPU at its own local time, which may trail another's: the time lost never
+ * counts backwards). At the time limit, a wait on a token the host never issued ends it at
+ * once — nothing can ever answer it; one whose page-ready was delivered still needs
+ * stuck_ps, since the guest may be carrying the wake out on another vCPU. */
+static bool lost_long_enough(const struct apf_engine *e, const struct waiter *w, uint64_t t_ps, uint64_t stuck_ps,
+                             bool at_limit) {
+  const uint64_t lost_ps = t_ps > w->since_ps ? t_ps - w->since_ps : 0;
+  if (at_limit && !apf_token_issued(e, w->token)) return true;
+  return w->looks >= 2 && lost_ps >= stuck_ps;
 }
 
 /* true if the run ended. */
@@ -336,8 +348,7 @@ static bool judge(struct machine *m, uint64_t t_ps, bool at_limit) {
     const bool was_counted = w->counted;
     if (!track(m, w, gs.apf_halt_token, in_flight, t_ps)) continue;
     if (w->counted && !was_counted) lost_trace(m, (int)i, "vcpu", i, w, t_ps);
-    const bool due = at_limit ? w->looks >= 2 || !apf_token_issued(e, w->token)
-                              : w->looks >= 2 && t_ps - w->since_ps >= stuck_ps;
+    const bool due = lost_long_enough(e, w, t_ps, stuck_ps, at_limit);
     if (!due) continue;
     char who[240], sym[160];
     struct vcpu_regs regs;
@@ -364,8 +375,7 @@ static bool judge(struct machine *m, uint64_t t_ps, bool at_limit) {
     const bool was_counted = w->counted;
     if (!track(m, w, token, in_flight, t_ps)) continue;
     if (w->counted && !was_counted) lost_trace(m, (int)ps.last_vcpu, "pid", ps.pid, w, t_ps);
-    const bool due = at_limit ? w->looks >= 2 || !apf_token_issued(e, w->token)
-                              : w->looks >= 2 && t_ps - w->since_ps >= stuck_ps;
+    const bool due = lost_long_enough(e, w, t_ps, stuck_ps, at_limit);
     if (!due) continue;
     char who[96];
     snprintf(who, sizeof who, "task pid %u (%s) on vCPU %u hangs: it sleeps", ps.pid,

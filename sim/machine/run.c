@@ -358,7 +358,10 @@ bool machine_vcpu_run(struct machine *m, unsigned i, uint64_t now_ps, uint64_t h
   memset(step, 0, sizeof *step);
   step->next = MACHINE_VCPU_STOPPED;
   struct mvcpu *c = &m->cpu[i];
-  if (!m->ended) machine_deliver_due(m, now_ps);
+  if (!m->ended) {
+    machine_deliver_due(m, now_ps);
+    machine_measure_due(m, now_ps);
+  }
   if (m->ended) return !m->failed;
   const enum mv_state entered = c->state;
   if (entered == MV_APF_HALTED) {
