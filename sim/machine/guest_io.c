@@ -120,8 +120,7 @@ static void console_byte(struct machine *m, struct mvcpu *c, uint8_t ch, uint64_
 
 /* ---------- verdicts ---------- */
 
-static size_t appendf(char *buf, size_t len, size_t at, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static size_t appendf(char *buf, size_t len, size_t at, const char *fmt, ...) {
+size_t machine_appendf(char *buf, size_t len, size_t at, const char *fmt, ...) {
   if (at >= len) return at;
   va_list ap;
   va_start(ap, fmt);
@@ -148,7 +147,7 @@ static size_t describe_processes(const struct machine *m, char *buf, size_t len,
         struct apfsim_proc_stats ps;
         if (machine_read_proc(m, k, &ps)) ops += ps.ops_done;
       }
-      at = appendf(buf, len, at, "%s%u %s (%llu ops)", cl ? ", " : "", wc->count, workload_kind_word(wc->kind),
+      at = machine_appendf(buf, len, at, "%s%u %s (%llu ops)", cl ? ", " : "", wc->count, workload_kind_word(wc->kind),
                    (unsigned long long)ops);
       *listed += wc->count;
     }
@@ -161,10 +160,10 @@ static size_t describe_processes(const struct machine *m, char *buf, size_t len,
     if (only_unfinished && !unfinished) continue;
     const char *sep = *listed ? ", " : "";
     if (only_unfinished)
-      at = appendf(buf, len, at, "%spid %u %s %llu of %llu ops", sep, ps.pid, workload_kind_word(ps.kind),
+      at = machine_appendf(buf, len, at, "%spid %u %s %llu of %llu ops", sep, ps.pid, workload_kind_word(ps.kind),
                    (unsigned long long)ps.ops_done, (unsigned long long)ps.ops_target);
     else
-      at = appendf(buf, len, at, "%spid %u %s %llu ops", sep, ps.pid, workload_kind_word(ps.kind),
+      at = machine_appendf(buf, len, at, "%spid %u %s %llu ops", sep, ps.pid, workload_kind_word(ps.kind),
                    (unsigned long long)ps.ops_done);
     (*listed)++;
   }

@@ -165,6 +165,9 @@ void machine_end(struct machine *m, uint64_t at_ps, enum run_outcome o, const ch
 void machine_fail(struct machine *m, uint64_t at_ps, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* "12.345 ms" (integer arithmetic). */
 void format_ms(uint64_t ps, char *buf, size_t len);
+/* Appends printf output at buf[at] (len: buf's size); returns the new end, which may pass
+ * len when the text was cut (then every later append is a no-op). */
+size_t machine_appendf(char *buf, size_t len, size_t at, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 const char *workload_kind_word(uint32_t kind);
 
 /* host.c */

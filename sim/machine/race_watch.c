@@ -191,16 +191,6 @@ static const struct race_vcpu *race_of(const struct machine_race *r, unsigned i)
   return r->v[i].nmi || !r->hit[i].nmi ? &r->v[i] : &r->hit[i];
 }
 
-static size_t appendf(char *buf, size_t len, size_t at, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static size_t appendf(char *buf, size_t len, size_t at, const char *fmt, ...) {
-  if (at >= len) return at;
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(buf + at, len - at, fmt, ap);
-  va_end(ap);
-  return n < 0 ? at : at + (size_t)n;
-}
-
 /* "race reproduced on vCPU 0: APF not-present token 0x1000 (CR2 0x1000) was delivered at
  * 0x4003ea (user_main+0x26a, user mode); an NMI injected 10 instructions later at 0x10106f
  * (asm_exc_page_fault+0xf), before the handler consumed the APF reason, read the user stack
@@ -215,12 +205,12 @@ static size_t race_sentence(const struct machine *m, const struct race_vcpu *rv,
   const char *when = rv->by_ve            ? "inside the #VE handler"
                      : rv->nmi_word_set ? "before the handler consumed the APF reason"
                                         : "after the handler cleared the APF reason but before it read CR2";
-  size_t n = appendf(buf, len, 0, "race reproduced on vCPU %u: APF not-present token %#x (CR2 %#x) was delivered at "
+  size_t n = machine_appendf(buf, len, 0, "race reproduced on vCPU %u: APF not-present token %#x (CR2 %#x) was delivered at "
                      "%#llx (%s, %s mode); an NMI injected %llu instructions later at %#llx (%s), %s, read the user "
                      "stack and faulted",
                      id, rv->token, rv->token, (unsigned long long)rv->rip, at, rv->user ? "user" : "kernel",
                      (unsigned long long)rv->nmi_k, (unsigned long long)rv->nmi_rip, nmi, when);
-  if (nested_cr2) n = appendf(buf, len, n, " (CR2 %#llx)", (unsigned long long)nested_cr2);
+  if (nested_cr2) n = machine_appendf(buf, len, n, " (CR2 %#llx)", (unsigned long long)nested_cr2);
   return n;
 }
 
@@ -235,7 +225,7 @@ bool machine_race_panic_prefix(struct machine *m, struct mvcpu *c, const struct 
   if (r->vector == 14 && r->cr2 != rv->token) clobbered(m, c, rv, r->cr2, "nested_fault", now_ps);
   if (!rv->clobbered) return false;
   size_t n = race_sentence(m, rv, c->id, rv->clobber_cr2, buf, len);
-  appendf(buf, len, n, "; the nested #PF took the APF reason: ");
+  machine_appendf(buf, len, n, "; the nested #PF took the APF reason: ");
   return true;
 }
 
@@ -308,7 +298,7 @@ static void end_hung(struct machine *m, enum run_outcome o, unsigned vcpu, const
   if (rv->clobbered) {
     size_t n = race_sentence(m, rv, vcpu, rv->clobber_cr2, race, sizeof race);
     if (n)
-      appendf(race, sizeof race, n, "; %s, so ",
+      machine_appendf(race, sizeof race, n, "; %s, so ",
               !rv->nmi_word_set ? "the handler then took the nested fault's CR2 as its token"
               : o == OUTCOME_HUNG_VCPU ? "the nested #PF took the APF reason and its own CR2 as the token"
                                        : "the nested #PF took the APF reason");

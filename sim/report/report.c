@@ -137,6 +137,16 @@ static bool is_sha256_hex(const char *s) {
   return s[64] == '\0';
 }
 
+/* A hash as 64 lowercase hex digits, or null when there is none (""). */
+static void put_sha256(struct builder *b, json_t *root, const char *key, const char *hex) {
+  if (hex[0] == '\0')
+    put(b, root, key, json_null(), key);
+  else if (!is_sha256_hex(hex))
+    fail(b, key, "not 64 lowercase hex digits");
+  else
+    put(b, root, key, json_string(hex), key);
+}
+
 static json_t *section_row(struct builder *b, const struct report_section *sec, size_t row) {
   json_t *o = json_object();
   if (!o) {
@@ -257,20 +267,8 @@ static json_t *summary_json(const struct run_summary *s, struct builder *b) {
   PUT_FIELD(b, storage, &s->storage, "storage.", max_latency_ns);
   put(b, root, "storage", storage, "storage");
 
-  if (s->trace_sha256[0] == '\0') {
-    put(b, root, "trace_sha256", json_null(), "trace_sha256");
-  } else if (!is_sha256_hex(s->trace_sha256)) {
-    fail(b, "trace_sha256", "not 64 lowercase hex digits");
-  } else {
-    put(b, root, "trace_sha256", json_string(s->trace_sha256), "trace_sha256");
-  }
-  if (s->guest_image_sha256[0] == '\0') {
-    put(b, root, "guest_image_sha256", json_null(), "guest_image_sha256");
-  } else if (!is_sha256_hex(s->guest_image_sha256)) {
-    fail(b, "guest_image_sha256", "not 64 lowercase hex digits");
-  } else {
-    put(b, root, "guest_image_sha256", json_string(s->guest_image_sha256), "guest_image_sha256");
-  }
+  put_sha256(b, root, "trace_sha256", s->trace_sha256);
+  put_sha256(b, root, "guest_image_sha256", s->guest_image_sha256);
 
   if (s->n_sections > 0 && !s->sections) fail(b, "sections", "count %zu but no array", s->n_sections);
   for (size_t i = 0; i < s->n_sections && !b->failed; i++) put_section(b, root, &s->sections[i]);

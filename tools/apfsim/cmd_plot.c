@@ -70,10 +70,17 @@ static void write_plot(FILE *f, const struct plot_data *d, const struct axis *ax
               ps->points[i].sd, ps->points[i].n);
     fputs("EOD\n", f);
   }
+  /* gnuplot's default colours repeat after 8 lines, and a sweep of 4 protocols x 3 vCPU
+   * counts has 12: every line gets its own colour (12 well apart) and
+   * a point shape, and the dash pattern changes beyond 12. */
+  static const char *const colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                                        "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aec7e8"};
+  static const int shapes[] = {7, 5, 9, 11, 13, 15};
+  const size_t n_colours = sizeof colours / sizeof *colours, n_shapes = sizeof shapes / sizeof *shapes;
   fputs("plot ", f);
   for (size_t s = 0; s < d->n_series; s++) {
-    fprintf(f, "%s$d%zu using 1:2:3 with yerrorlines lw 1.5 pt 7 ps 0.7 title ", s ? ", \\\n  " : "",
-            s);
+    fprintf(f, "%s$d%zu using 1:2:3 with yerrorlines lw 1.5 lc rgb '%s' pt %d dt %zu ps 0.8 title ",
+            s ? ", \\\n  " : "", s, colours[s % n_colours], shapes[s % n_shapes], 1 + (s / n_colours) % 4);
     gp_quote(f, d->series[s].label[0] ? d->series[s].label : "all runs");
   }
   fputc('\n', f);
