@@ -37,7 +37,7 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  --window EVENT+FROM..TO  the anchor event and the offsets (retired instructions), e.g.\n"
-    "                      apf_inject_pf+0..60; any trace event name (docs/trace-format.md)\n"
+    "                      apf_user_not_present+0..60; any trace event name (docs/trace-format.md)\n"
     "  --vcpu N            the target vCPU (default: the config's first after-event NMI plan's,\n"
     "                      whose own NMI is dropped; else 0)\n"
     "  --nth N             the anchor is the N-th EVENT on that vCPU (default: that plan's, else 1)\n"
@@ -106,7 +106,7 @@ static bool parse_u64(const char *s, uint64_t *v) {
 static bool parse_window(const char *s, struct explorer *x, char *why, size_t len) {
   const char *plus = strrchr(s, '+'), *dots = strstr(s, "..");
   if (!plus || !dots || dots < plus) {
-    snprintf(why, len, "'%s' is not EVENT+FROM..TO (e.g. apf_inject_pf+0..60)", s);
+    snprintf(why, len, "'%s' is not EVENT+FROM..TO (e.g. apf_user_not_present+0..60)", s);
     return false;
   }
   size_t n = (size_t)(plus - s);
