@@ -150,24 +150,6 @@ uint64_t machine_dax_wake_ps(const struct machine *m, uint64_t gfn) {
   return MACHINE_NEVER;
 }
 
-/* Every vCPU that waited for the read of gfn runs again from `at_ps`: with the page
- * mapped, or to fault again on it and find it unresolvable. */
-static void wake_waiters(struct machine *m, uint64_t waiters, uint64_t at_ps) {
-  for (unsigned i = 0; i < m->n; i++) {
-    if (!(waiters >> i & 1)) continue;
-    struct mvcpu *c = &m->cpu[i];
-    c->io_ready = true;
-    /* a vCPU that joined the read at a local time past its completion waited for nothing */
-    const uint64_t at = at_ps > c->since_ps ? at_ps : c->since_ps;
-    const uint64_t latency = at - c->since_ps;
-    latency_hist_add(&c->sync_latency, latency / PS_PER_NS);
-    c->sync_latency_sum_ns += latency / PS_PER_NS;
-    trace_event(m->trace, at / PS_PER_NS, (int)i, "sync_fault_end", "gpa %#llx latency_ns %llu",
-                (unsigned long long)c->fault_gpa, (unsigned long long)(latency / PS_PER_NS));
-    if (m->io.kick) m->io.kick(m->io.ctx, i, at);
-  }
-}
-
 /* The page-cache read of r completes at its time: the page is mapped if the file still
  * holds it, else (a truncate removed it meanwhile) the fault has failed. */
 static void complete_read(struct machine *m, struct dax_read r) {
@@ -196,7 +178,8 @@ static void complete_read(struct machine *m, struct dax_read r) {
   machine_apply_flush(m, &ch.flush);
   trace_event(m->trace, ps_to_ns(r.ready_ps), TRACE_CPU_HOST, "dax_read_done", "gpa %#llx file_offset %#llx result %s",
               (unsigned long long)(r.gfn << 12), (unsigned long long)r.file_offset, ok ? "ok" : "truncated");
-  wake_waiters(m, ch.waiters, r.ready_ps);
+  /* with the page mapped, or to fault again on it and find it unresolvable */
+  machine_wake_io_waiters(m, ch.waiters, r.ready_ps);
   /* async works on the page complete: page-ready, with or without an error */
   machine_apf_fetch_done(m, r.gfn, !ok, r.ready_ps);
   if (ok && m->hooks.page_in) m->hooks.page_in(m->hooks.ctx, m, r.gfn, r.ready_ps);

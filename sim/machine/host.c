@@ -199,6 +199,24 @@ void machine_io_done(struct machine *m, enum machine_io_kind kind, uint64_t gpa,
   machine_fetch_reported(m, gpa >> 12, now_ps);
 }
 
+void machine_wake_io_waiters(struct machine *m, uint64_t waiters, uint64_t at_ps) {
+  for (unsigned i = 0; i < m->n; i++) {
+    if (!(waiters >> i & 1)) continue;
+    struct mvcpu *c = &m->cpu[i];
+    c->io_ready = true;
+    /* A vCPU runs its slice ahead of the caller's time: it may have joined this read at
+     * a local time past the completion. It waited for nothing then, and resumes where it
+     * blocked. */
+    const uint64_t at = at_ps > c->since_ps ? at_ps : c->since_ps;
+    const uint64_t latency = at - c->since_ps;
+    latency_hist_add(&c->sync_latency, latency / PS_PER_NS);
+    c->sync_latency_sum_ns += latency / PS_PER_NS;
+    trace_event(m->trace, at / PS_PER_NS, (int)i, "sync_fault_end", "gpa %#llx latency_ns %llu",
+                (unsigned long long)c->fault_gpa, (unsigned long long)(latency / PS_PER_NS));
+    if (m->io.kick) m->io.kick(m->io.ctx, i, at);
+  }
+}
+
 void machine_page_in(struct machine *m, uint64_t gfn, uint64_t now_ps) {
   struct ept_change ch;
   struct diag d = {{0}};
@@ -209,21 +227,7 @@ void machine_page_in(struct machine *m, uint64_t gfn, uint64_t now_ps) {
   machine_apply_flush(m, &ch.flush);
   m->host_now_ps = now_ps;
   balance(m, gfn);
-  for (unsigned i = 0; i < m->n; i++) {
-    if (!(ch.waiters >> i & 1)) continue;
-    struct mvcpu *c = &m->cpu[i];
-    c->io_ready = true;
-    /* A vCPU runs its slice ahead of the caller's time: it may have joined this read at
-     * a local time past the completion. It waited for nothing then, and resumes where it
-     * blocked. */
-    const uint64_t at = now_ps > c->since_ps ? now_ps : c->since_ps;
-    const uint64_t latency = at - c->since_ps;
-    latency_hist_add(&c->sync_latency, latency / PS_PER_NS);
-    c->sync_latency_sum_ns += latency / PS_PER_NS;
-    trace_event(m->trace, at / PS_PER_NS, (int)i, "sync_fault_end", "gpa %#llx latency_ns %llu",
-                (unsigned long long)c->fault_gpa, (unsigned long long)(latency / PS_PER_NS));
-    if (m->io.kick) m->io.kick(m->io.ctx, i, at);
-  }
+  machine_wake_io_waiters(m, ch.waiters, now_ps);
   machine_apf_fetch_done(m, gfn, false, now_ps);
   if (m->hooks.page_in) m->hooks.page_in(m->hooks.ctx, m, gfn, now_ps);
 }

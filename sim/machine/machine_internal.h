@@ -238,6 +238,9 @@ void machine_fetches_due(struct machine *m, uint64_t now_ps);
 void machine_fetch_reported(struct machine *m, uint64_t gfn, uint64_t now_ps);
 /* host.c: a read of gfn completed at now_ps (success: resident; waiters woken). */
 void machine_page_in(struct machine *m, uint64_t gfn, uint64_t now_ps);
+/* Every vCPU in the `waiters` mask (blocked on a host read: swap-in or DAX page cache)
+ * runs again from at_ps, its synchronous-fault latency counted and traced. */
+void machine_wake_io_waiters(struct machine *m, uint64_t waiters, uint64_t at_ps);
 
 /* apf_glue.c */
 bool machine_apf_setup(struct machine *m, struct diag *err); /* before the vCPUs exist */
